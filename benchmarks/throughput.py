@@ -23,7 +23,9 @@ CONFIGS = {
     "mnist cpu default (4x64)": ("firevnet-mnist", {}, 64),
     "mnist paper (16x128)": ("firevnet-mnist", {"blocks": 16, "hidden": 128}, 64),
     "imagenet small (64px, 10 cls)": (
-        "firevnet-imagenet", {"image_size": 64, "num_classes": 10, "hidden": 32}, 32,
+        "firevnet-imagenet",
+        {"image_size": 64, "num_classes": 10, "hidden": 32},
+        32,
     ),
     "imagenet paper (224px, 1000 cls)": ("firevnet-imagenet", {}, 4),
 }
@@ -83,8 +85,10 @@ def main() -> None:
             continue
         rows[name] = measure(arch, config, batch, args.repeats)
     table = pd.DataFrame.from_dict(rows, orient="index")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, samples/s (median "
-          f"of {args.repeats})")
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, samples/s (median "
+        f"of {args.repeats})"
+    )
     print(table.to_string(float_format=lambda v: f"{v:,.2f}"))
 
 

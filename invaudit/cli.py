@@ -8,6 +8,8 @@ CI gate).
 from __future__ import annotations
 
 import json
+import os
+import time
 from typing import Any
 
 import click
@@ -18,6 +20,8 @@ from .devices import resolve_device
 from .errors import ConfigError, InvauditError
 from .models import ARCHS, build, default_config
 from .models.check import check_invertibility
+from .models.checkpoint import load_model, model_from_payload, read_checkpoint
+from .progress import EpochProgress
 
 RECONSTRUCTION_TOLERANCE = 1e-4
 
@@ -63,37 +67,71 @@ def archs() -> None:
 
 
 @main.command()
-@click.option("--arch", required=True, help="Architecture name (see `invaudit archs`).")
-@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE",
-              help="Override one config key (repeatable), e.g. --set blocks=8.")
+@click.option("--arch", default=None, help="Architecture name (see `invaudit archs`).")
+@click.option(
+    "--model",
+    "model_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="A checkpoint to check instead of a freshly built --arch.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one config key (repeatable), e.g. --set blocks=8.",
+)
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
 @click.option("--seed", default=0, show_default=True, type=int)
-@click.option("--dtype", type=click.Choice(["float32", "float64"]), default="float32",
-              show_default=True)
+@click.option(
+    "--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True
+)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
-def check(arch: str, settings: tuple[str, ...], batch_size: int, seed: int, dtype: str,
-          device: str) -> None:
-    """Build a model and measure how exact its inverse is on random inputs in [0, 1].
+def check(
+    arch: str | None,
+    model_path: str | None,
+    settings: tuple[str, ...],
+    batch_size: int,
+    seed: int,
+    dtype: str,
+    device: str,
+) -> None:
+    """Measure how exact a model's inverse is on random inputs in [0, 1].
 
-    Exits 1 when the reconstruction error exceeds 1e-4.
+    Give --arch to build an untrained model (its ActNorm layers initialised on
+    the batch) or --model for a trained checkpoint.  Exits 1 when the
+    reconstruction error exceeds 1e-4.
     """
+    if (arch is None) == (model_path is None):
+        raise ConfigError("check: give exactly one of --arch NAME or --model CKPT")
     torch.manual_seed(seed)
     target = resolve_device(device)
-    model = build(arch, **_parse_settings(settings)).to(device=target, dtype=getattr(torch, dtype))
+    if model_path is not None:
+        model = load_model(model_path)
+        arch = model.arch
+    else:
+        model = build(arch, **_parse_settings(settings))
+    model = model.to(device=target, dtype=getattr(torch, dtype))
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(batch_size, *model.input_shape, generator=gen, dtype=model_dtype(model))
     x = x.to(target)
-    model.train()
-    with torch.no_grad():
-        model(x)  # data-dependent initialisation (ActNorm), as a first training batch would
+    if model_path is None:
+        model.train()
+        with torch.no_grad():
+            model(x)  # data-dependent initialisation (ActNorm), as a first training batch would
     model.eval()
     result = check_invertibility(model, x)
     params = sum(p.numel() for p in model.parameters())
-    click.echo(f"{arch}: input {list(model.input_shape)}, d={model.dim}, "
-               f"classes={model.num_classes}, parameters={params:,}, {dtype} on {target}")
+    click.echo(
+        f"{arch}: input {list(model.input_shape)}, d={model.dim}, "
+        f"classes={model.num_classes}, parameters={params:,}, {dtype} on {target}"
+    )
     ok = result.reconstruction_max_abs <= RECONSTRUCTION_TOLERANCE
-    click.echo(f"  max |F^-1(F(x)) - x|   {result.reconstruction_max_abs:.2e}  "
-               f"(tolerance {RECONSTRUCTION_TOLERANCE:.0e}: {'ok' if ok else 'FAILED'})")
+    click.echo(
+        f"  max |F^-1(F(x)) - x|   {result.reconstruction_max_abs:.2e}  "
+        f"(tolerance {RECONSTRUCTION_TOLERANCE:.0e}: {'ok' if ok else 'FAILED'})"
+    )
     click.echo(f"  mean |F^-1(F(x)) - x|  {result.reconstruction_mean_abs:.2e}")
     click.echo(f"  max |F(F^-1(z)) - z|   {result.latent_max_abs:.2e}")
     click.echo(f"  mean log|det dF/dx|    {result.logdet_mean:.3f}  over {result.samples} inputs")
@@ -101,5 +139,233 @@ def check(arch: str, settings: tuple[str, ...], batch_size: int, seed: int, dtyp
         raise SystemExit(1)
 
 
+@main.command()
+@click.argument("checkpoint", type=click.Path(dir_okay=False))
+def info(checkpoint: str) -> None:
+    """Describe a checkpoint: arch, dataset, loss, training and final metrics."""
+    payload = read_checkpoint(checkpoint)
+    model_from_payload(payload, checkpoint)  # the weights must fit the arch
+    training = payload.get("training", {})
+    click.echo(
+        f"{checkpoint}: {payload['arch']} ({payload.get('loss', '?')}) on "
+        f"{payload.get('dataset', {}).get('name', '?')}, "
+        f"{training.get('epochs_done', '?')} epoch(s), "
+        f"{training.get('wall_seconds', 0):.0f} s, world size "
+        f"{training.get('world_size', '?')}"
+    )
+    click.echo("config: " + json.dumps(payload["config"]))
+    for key, value in (payload.get("metrics") or {}).items():
+        click.echo(
+            f"  {key:<20} {value:.6g}" if isinstance(value, float) else f"  {key:<20} {value}"
+        )
+
+
 def model_dtype(model: torch.nn.Module) -> torch.dtype:
     return next(model.parameters()).dtype
+
+
+DEFAULT_ARCH = {
+    "spheres": "firevnet-fc",
+    "mnist": "firevnet-mnist",
+    "fashion-mnist": "firevnet-mnist",
+    "imagenet": "firevnet-imagenet",
+}
+
+
+@main.command()
+@click.option(
+    "--dataset", type=click.Choice(list(DEFAULT_ARCH)), default="mnist", show_default=True
+)
+@click.option(
+    "--arch",
+    default=None,
+    help="Default: firevnet-fc for spheres, "
+    "firevnet-mnist for (Fashion-)MNIST, firevnet-imagenet for imagenet.",
+)
+@click.option(
+    "--loss",
+    type=click.Choice(["ce", "ice"]),
+    default="ce",
+    show_default=True,
+    help="Cross-entropy, or independence cross-entropy (Definition 7).",
+)
+@click.option("--epochs", type=click.IntRange(min=1), default=10, show_default=True)
+@click.option(
+    "--out",
+    required=True,
+    type=click.Path(dir_okay=False),
+    help="Checkpoint path, rewritten after every epoch.",
+)
+@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@click.option(
+    "--limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Train on this many examples (seeded subset).",
+)
+@click.option(
+    "--test-limit",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Evaluate on this many test examples.",
+)
+@click.option(
+    "--batch-size",
+    type=click.IntRange(min=1),
+    default=None,
+    help="Per process. Default: the dataset's preset (spheres 128, MNIST 64).",
+)
+@click.option(
+    "--lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=None,
+    help="Default: the preset's (Appendix B).",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option(
+    "--data-dir",
+    default=None,
+    help="Folder with MNIST/raw, FashionMNIST/raw or "
+    "train/ and val/ class folders. Default: $INVAUDIT_DATA, else ~/.cache/invaudit/data.",
+)
+@click.option(
+    "--download/--no-download",
+    default=True,
+    show_default=True,
+    help="Download missing MNIST files through torchvision.",
+)
+@click.option(
+    "--dim", type=click.IntRange(min=2), default=100, show_default=True, help="Spheres: dimension."
+)
+@click.option(
+    "--radii", type=(float, float), default=(1.0, 10.0), show_default=True, help="Spheres: R1 R2."
+)
+@click.option(
+    "--n-train",
+    type=click.IntRange(min=2),
+    default=500_000,
+    show_default=True,
+    help="Spheres: training points.",
+)
+@click.option(
+    "--n-test",
+    type=click.IntRange(min=2),
+    default=100_000,
+    show_default=True,
+    help="Spheres: holdout points.",
+)
+@click.option(
+    "--image-size",
+    type=click.IntRange(min=8),
+    default=224,
+    show_default=True,
+    help="imagenet: crop size.",
+)
+@click.option(
+    "--set",
+    "settings",
+    multiple=True,
+    metavar="KEY=VALUE",
+    help="Override one arch config key (repeatable), e.g. --set blocks=8.",
+)
+@click.option(
+    "--nuisance-weight",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="iCE: weight of the nuisance term.",
+)
+@click.option(
+    "--mle-weight",
+    type=float,
+    default=1.0,
+    show_default=True,
+    help="iCE: weight of MLE_n (bits/dim).",
+)
+@click.option(
+    "--normalize-nuisance/--no-normalize-nuisance",
+    default=True,
+    show_default=True,
+    help="iCE: divide the nuisance term by dim(z_n) (Appendix B.2).",
+)
+@click.option(
+    "--adversary-steps",
+    type=click.IntRange(min=1),
+    default=1,
+    show_default=True,
+    help="Nuisance-classifier steps per batch.",
+)
+@click.option(
+    "--nuisance-hidden",
+    type=click.IntRange(min=0),
+    default=0,
+    help="Nuisance-classifier width. Default: 1000 for spheres, 512 for images.",
+)
+@click.option(
+    "--adversary-lr",
+    type=click.FloatRange(min=0, min_open=True),
+    default=1e-3,
+    show_default=True,
+    help="Nuisance classifier's Adam learning rate.",
+)
+@click.option(
+    "--workers",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="DataLoader worker processes.",
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def train(**opts: Any) -> None:
+    """Train a fiRevNet with CE or iCE; runs as is under torchrun --nproc_per_node N."""
+    from .training.losses import ICEConfig
+    from .training.trainer import Trainer, TrainSettings
+
+    out = opts["out"]
+    if os.path.exists(out) and not opts["resume"]:
+        raise ConfigError(f"{out} exists; pass --resume to continue it or choose another --out")
+    settings = TrainSettings(
+        dataset=opts["dataset"],
+        arch=opts["arch"] or DEFAULT_ARCH[opts["dataset"]],
+        arch_config=_parse_settings(opts["settings"]),
+        loss=opts["loss"],
+        epochs=opts["epochs"],
+        batch_size=opts["batch_size"] or 0,
+        lr=opts["lr"] or 0.0,
+        seed=opts["seed"],
+        device=opts["device"],
+        data_dir=opts["data_dir"],
+        download=opts["download"],
+        limit=opts["limit"],
+        test_limit=opts["test_limit"],
+        dim=opts["dim"],
+        radii=tuple(opts["radii"]),
+        n_train=opts["n_train"],
+        n_test=opts["n_test"],
+        image_size=opts["image_size"],
+        ice=ICEConfig(
+            nuisance_weight=opts["nuisance_weight"],
+            mle_weight=opts["mle_weight"],
+            normalize_nuisance=opts["normalize_nuisance"],
+            nuisance_hidden=opts["nuisance_hidden"],
+            adversary_steps=opts["adversary_steps"],
+        ),
+        adversary_lr=opts["adversary_lr"],
+        workers=opts["workers"],
+    )
+    trainer = Trainer(
+        settings, out, resume=opts["resume"], callbacks=EpochProgress(enabled=opts["progress"])
+    )
+    if trainer.ctx.is_main:
+        click.echo(
+            f"{settings.loss} training of {trainer.model.arch} on {settings.dataset}: "
+            f"{len(trainer.splits.train)} train / {len(trainer.splits.test)} test examples, "
+            f"epochs {trainer.start_epoch + 1}-{settings.epochs}, batch {trainer.batch_size} "
+            f"x {trainer.ctx.world_size} process(es), lr {trainer.lr:g}, "
+            f"device {trainer.ctx.device}"
+        )
+    started = time.perf_counter()
+    trainer.fit()
+    if trainer.ctx.is_main:
+        click.echo(f"wrote {out} ({time.perf_counter() - started:.0f} s)")

@@ -1,0 +1,427 @@
+"""Training CE and iCE fiRevNets: one process, one GPU, or many under torchrun.
+
+The loop alternates, every batch, the nuisance classifier's step (it learns to
+read y from a detached z_n) and the network's step (CE, or iCE's min step).
+Under CE the nuisance classifier still trains, on detached features, purely
+as a monitor: it never sends a gradient into F, and it makes the CE and iCE
+logs comparable.  A checkpoint is written atomically after every epoch, with
+everything ``--resume`` needs to continue exactly where that epoch ended.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, TensorDataset
+
+from ..data.splits import Splits, load_splits
+from ..errors import CheckpointError, ConfigError
+from ..models import InvertibleClassifier, build
+from ..models.checkpoint import model_payload, read_checkpoint, save_checkpoint
+from .distributed import DistContext
+from .losses import ICEConfig, NuisanceGame, bits_per_dim
+from .presets import PRESETS, make_optimizer, make_scheduler
+
+LOSSES = ("ce", "ice")
+# Settings that may change between a run and its --resume (they do not change results).
+RESUMABLE_CHANGES = {"device", "data_dir", "download", "workers", "epochs"}
+
+
+@dataclass
+class TrainSettings:
+    """Everything that defines a training run (saved in the checkpoint)."""
+
+    dataset: str = "mnist"
+    arch: str = "firevnet-mnist"
+    arch_config: dict[str, Any] = field(default_factory=dict)
+    loss: str = "ce"
+    epochs: int = 10
+    batch_size: int = 0  # 0: the dataset preset's
+    lr: float = 0.0  # 0: the dataset preset's
+    seed: int = 0
+    device: str = "cpu"
+    data_dir: str | None = None
+    download: bool = False
+    limit: int | None = None
+    test_limit: int | None = None
+    dim: int = 100
+    radii: tuple[float, float] = (1.0, 10.0)
+    n_train: int = 500_000
+    n_test: int = 100_000
+    image_size: int = 224
+    ice: ICEConfig = field(default_factory=ICEConfig)
+    adversary_lr: float = 1e-3
+    workers: int = 0
+
+    def as_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["radii"] = list(self.radii)
+        return d
+
+
+class Callbacks(Protocol):
+    """What a front end (the CLI's progress bar) hears from the loop; rank 0 only."""
+
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
+    def batch_end(self, running: dict[str, float]) -> None: ...
+    def epoch_end(self, metrics: dict[str, float]) -> None: ...
+
+
+class _Silent:
+    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
+        pass
+
+    def batch_end(self, running: dict[str, float]) -> None:
+        pass
+
+    def epoch_end(self, metrics: dict[str, float]) -> None:
+        pass
+
+
+class _ModelStep(nn.Module):
+    """F's forward for training; with iCE also the prior's NLL (so DDP syncs it too)."""
+
+    def __init__(self, model: InvertibleClassifier, game: NuisanceGame, ice: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.prior = game.prior if ice else None
+
+    def forward(self, x: torch.Tensor):
+        z, logdet = self.model.forward_logdet(x)
+        z_s, z_n = self.model.split(z)
+        nll = self.prior.nll(z_n) if self.prior is not None else None
+        return z_s, z_n, logdet, nll
+
+
+class _AdversaryStep(nn.Module):
+    """D_nc's max step on detached z_n; under CE it also fits the prior (monitor only)."""
+
+    def __init__(self, game: NuisanceGame, fit_prior: bool) -> None:
+        super().__init__()
+        self.classifier = game.classifier
+        self.prior = game.prior if fit_prior else None
+
+    def forward(self, z_n: torch.Tensor, y: torch.Tensor):
+        logits = self.classifier(z_n)
+        loss = F.cross_entropy(logits, y)
+        if self.prior is not None:
+            loss = loss + self.prior.nll(z_n).mean() / z_n.shape[1]
+        return loss, logits
+
+
+def arch_config_for(settings: TrainSettings, info: dict[str, Any]) -> dict[str, Any]:
+    """The arch config: the data's shape and classes, plus the user's overrides."""
+    shape, classes = info["input_shape"], info["num_classes"]
+    if settings.arch == "firevnet-fc":
+        if len(shape) != 1:
+            raise ConfigError(f"firevnet-fc takes vectors; {settings.dataset} has shape {shape}")
+        derived = {"dim": shape[0], "num_classes": classes}
+    else:
+        if len(shape) != 3:
+            raise ConfigError(f"{settings.arch} takes images; {settings.dataset} has shape {shape}")
+        derived = {"in_channels": shape[0], "image_size": shape[1], "num_classes": classes}
+    for key, value in derived.items():
+        if key in settings.arch_config and settings.arch_config[key] != value:
+            raise ConfigError(
+                f"--set {key}={settings.arch_config[key]} conflicts with dataset "
+                f"{settings.dataset}, which needs {key}={value}"
+            )
+    return {**settings.arch_config, **derived}
+
+
+def make_loader(
+    dataset: Dataset,
+    batch_size: int,
+    *,
+    shuffle: bool,
+    seed: int,
+    ctx: DistContext,
+    workers: int,
+) -> tuple[DataLoader, DistributedSampler]:
+    """This rank's shard; in-memory tensors are sliced a batch at a time."""
+    sampler = DistributedSampler(
+        dataset,
+        num_replicas=ctx.world_size,
+        rank=ctx.rank,
+        shuffle=shuffle,
+        seed=seed,
+        drop_last=False,
+    )
+    if isinstance(dataset, TensorDataset):
+        batches = BatchSampler(sampler, batch_size, drop_last=False)
+        return DataLoader(dataset, sampler=batches, batch_size=None), sampler
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, num_workers=workers), sampler
+
+
+@torch.no_grad()
+def evaluate(
+    model: InvertibleClassifier, game: NuisanceGame, loader: DataLoader, ctx: DistContext
+) -> dict[str, float]:
+    """Logit and nuisance-classifier accuracy on ``loader`` (all ranks' shards summed)."""
+    was_training = model.training
+    model.eval()
+    game.eval()
+    correct = nuisance_correct = total = 0.0
+    for x, y in loader:
+        x, y = x.to(ctx.device), y.to(ctx.device)
+        z_s, z_n = model.split(model(x))
+        correct += (z_s.argmax(1) == y).sum().item()
+        nuisance_correct += (game.classifier(z_n).argmax(1) == y).sum().item()
+        total += len(y)
+    correct, nuisance_correct, total = ctx.sum([correct, nuisance_correct, total])
+    model.train(was_training)
+    game.train(was_training)
+    return {"logit_acc": correct / total, "nuisance_acc": nuisance_correct / total}
+
+
+class Trainer:
+    """One training run: build or resume, then ``fit`` epoch by epoch."""
+
+    def __init__(
+        self,
+        settings: TrainSettings,
+        out: str | Path,
+        *,
+        resume: bool = False,
+        callbacks: Callbacks | None = None,
+        splits: Splits | None = None,
+    ) -> None:
+        """``splits`` replaces the named dataset (tests and studies on custom data);
+        ``settings.dataset`` then only picks the optimiser preset."""
+        if settings.loss not in LOSSES:
+            raise ConfigError(f"unknown loss {settings.loss!r}; expected ce or ice")
+        if settings.dataset not in PRESETS:
+            raise ConfigError(
+                f"unknown dataset {settings.dataset!r}; expected one of {', '.join(PRESETS)}"
+            )
+        if settings.epochs < 1:
+            raise ConfigError(f"epochs must be at least 1, got {settings.epochs}")
+        self.settings = settings
+        self.out = Path(out)
+        self.callbacks = callbacks or _Silent()
+        self.ctx = DistContext.setup(settings.device)
+        self.preset = PRESETS[settings.dataset]
+        self.batch_size = settings.batch_size or self.preset.batch_size
+        self.lr = settings.lr or self.preset.lr
+        torch.manual_seed(settings.seed)
+        self.splits: Splits = splits or load_splits(
+            settings.dataset,
+            data_dir=settings.data_dir,
+            download=settings.download,
+            limit=settings.limit,
+            test_limit=settings.test_limit,
+            seed=settings.seed,
+            dim=settings.dim,
+            radii=settings.radii,
+            n_train=settings.n_train,
+            n_test=settings.n_test,
+            image_size=settings.image_size,
+        )
+        info = self.splits.info
+        self.model = build(settings.arch, **arch_config_for(settings, info)).to(self.ctx.device)
+        hidden = settings.ice.nuisance_hidden or (1000 if settings.dataset == "spheres" else 512)
+        self.game = NuisanceGame(self.model.dim, self.model.num_classes, hidden, settings.ice).to(
+            self.ctx.device
+        )
+        self.ice = settings.loss == "ice"
+        model_params = list(self.model.parameters())
+        if self.ice:
+            model_params += list(self.game.prior.parameters())
+        adversary_params = list(self.game.classifier.parameters())
+        if not self.ice:
+            adversary_params += list(self.game.prior.parameters())
+        self.optimizer = make_optimizer(self.preset, model_params, self.lr)
+        self.scheduler = make_scheduler(self.preset, self.optimizer, settings.epochs)
+        self.adversary_optimizer = torch.optim.Adam(adversary_params, lr=settings.adversary_lr)
+        self.history: list[dict[str, float]] = []
+        self.start_epoch = 0
+        self.wall_seconds = 0.0
+        self.train_loader, self.train_sampler = make_loader(
+            self.splits.train,
+            self.batch_size,
+            shuffle=True,
+            seed=settings.seed,
+            ctx=self.ctx,
+            workers=settings.workers,
+        )
+        self.test_loader, _ = make_loader(
+            self.splits.test,
+            max(self.batch_size, 256),
+            shuffle=False,
+            seed=settings.seed,
+            ctx=self.ctx,
+            workers=settings.workers,
+        )
+        if resume and self.out.exists():
+            self._resume()
+        else:
+            self._initialise()
+        self.model_step = self._wrap(_ModelStep(self.model, self.game, self.ice))
+        self.adversary_step = self._wrap(_AdversaryStep(self.game, fit_prior=not self.ice))
+
+    # -- set-up ---------------------------------------------------------------
+    def _wrap(self, module: nn.Module) -> nn.Module:
+        if not self.ctx.distributed:
+            return module
+        ids = [self.ctx.device.index] if self.ctx.device.type == "cuda" else None
+        return DistributedDataParallel(module, device_ids=ids)
+
+    @torch.no_grad()
+    def _initialise(self) -> None:
+        """ActNorm's data-dependent initialisation on one batch.
+
+        Done before DDP wraps the model: DDP then broadcasts rank 0's values,
+        so every rank starts from identical weights.
+        """
+        x, _ = next(iter(self.train_loader))
+        self.model.train()
+        self.model(x.to(self.ctx.device))
+
+    def _resume(self) -> None:
+        payload = read_checkpoint(self.out)
+        saved = payload.get("training", {}).get("settings")
+        state = payload.get("train_state")
+        if saved is None or state is None:
+            raise CheckpointError(f"{self.out}: holds no training state to resume from")
+        current = self.settings.as_dict()
+        for key, value in current.items():
+            if key not in RESUMABLE_CHANGES and saved.get(key) != value:
+                raise CheckpointError(
+                    f"cannot resume {self.out}: {key} was {saved.get(key)!r}, now {value!r}"
+                )
+        self.model.load_state_dict(payload["state_dict"])
+        self.game.load_state_dict(state["game"])
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.adversary_optimizer.load_state_dict(state["adversary_optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        self.history = list(payload["training"]["history"])
+        self.start_epoch = len(self.history)
+        self.wall_seconds = float(payload["training"].get("wall_seconds", 0.0))
+
+    # -- the loop -------------------------------------------------------------
+    def fit(self) -> dict[str, float]:
+        """Train the remaining epochs; returns the last epoch's metrics."""
+        try:
+            for epoch in range(self.start_epoch, self.settings.epochs):
+                start = time.perf_counter()
+                metrics = self._train_epoch(epoch)
+                metrics.update(self._test_metrics())
+                metrics["seconds"] = time.perf_counter() - start
+                self.wall_seconds += metrics["seconds"]
+                self.history.append(metrics)
+                if self.ctx.is_main:
+                    save_checkpoint(self.out, self._payload())
+                    self.callbacks.epoch_end(metrics)
+                self.ctx.barrier()
+        finally:
+            self.ctx.close()
+        return self.history[-1] if self.history else {}
+
+    def _test_metrics(self) -> dict[str, float]:
+        test = evaluate(self.model, self.game, self.test_loader, self.ctx)
+        return {"logit_test_acc": test["logit_acc"], "nuisance_test_acc": test["nuisance_acc"]}
+
+    def _train_epoch(self, epoch: int) -> dict[str, float]:
+        self.train_sampler.set_epoch(epoch)
+        # Augmentation draws from the global generator: seed it per epoch and rank,
+        # so a resumed run sees the same shifts as an uninterrupted one.
+        torch.manual_seed(self.settings.seed * 100_003 + epoch * 101 + self.ctx.rank)
+        self.model.train()
+        self.game.train()
+        if self.ctx.is_main:
+            self.callbacks.epoch_start(epoch, self.settings.epochs, len(self.train_loader))
+        sums = {"loss": 0.0, "sce": 0.0, "nce": 0.0, "mle": 0.0, "logit": 0.0, "nuisance": 0.0}
+        seen = batches = 0
+        for x, y in self.train_loader:
+            x, y = x.to(self.ctx.device), y.to(self.ctx.device)
+            terms, logit_hits, nuisance_hits = self._step(x, y)
+            for key, value in terms.items():
+                sums[key] += value
+            sums["logit"] += logit_hits
+            sums["nuisance"] += nuisance_hits
+            seen += len(y)
+            batches += 1
+            if self.ctx.is_main:
+                self.callbacks.batch_end(
+                    {
+                        "loss": sums["loss"] / batches,
+                        "acc": sums["logit"] / seen,
+                        "nuisance_acc": sums["nuisance"] / seen,
+                    }
+                )
+        lr = self.optimizer.param_groups[0]["lr"]
+        self.scheduler.step()
+        keys = ["loss", "sce", "nce", "mle", "logit", "nuisance"]
+        totals = self.ctx.sum([sums[k] for k in keys] + [float(batches), float(seen)])
+        avg = dict(zip(keys, totals[:-2], strict=True))
+        n_batches, n_seen = totals[-2], totals[-1]
+        return {
+            "epoch": epoch + 1,
+            "lr": lr,
+            "loss": avg["loss"] / n_batches,
+            "sce": avg["sce"] / n_batches,
+            "nce": avg["nce"] / n_batches,
+            "mle_bits_per_dim": avg["mle"] / n_batches,
+            "logit_train_acc": avg["logit"] / n_seen,
+            "nuisance_train_acc": avg["nuisance"] / n_seen,
+        }
+
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], float, float]:
+        z_s, z_n, logdet, nll = self.model_step(x)
+        for _ in range(self.settings.ice.adversary_steps):  # the max step
+            self.adversary_optimizer.zero_grad(set_to_none=True)
+            adversary_loss, nuisance_logits = self.adversary_step(z_n.detach(), y)
+            adversary_loss.backward()
+            self.adversary_optimizer.step()
+        if self.ice:  # the min step of Definition 7
+            loss, terms = self.game.model_loss(self.game.classifier, z_s, z_n, nll, logdet, y)
+        else:
+            loss = F.cross_entropy(z_s, y)
+            with torch.no_grad():
+                nll_n = self.game.prior.nll(z_n)
+                terms = {
+                    "sce": loss.item(),
+                    "nce": F.cross_entropy(nuisance_logits, y).item(),
+                    "mle": bits_per_dim(nll_n, logdet, self.model.dim).item(),
+                }
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        self.optimizer.step()
+        terms["loss"] = loss.item()
+        logit_hits = (z_s.argmax(1) == y).sum().item()
+        nuisance_hits = (nuisance_logits.argmax(1) == y).sum().item()
+        return terms, logit_hits, nuisance_hits
+
+    # -- the checkpoint ---------------------------------------------------------
+    def _payload(self) -> dict[str, Any]:
+        payload = model_payload(self.model)
+        payload.update(
+            loss=self.settings.loss,
+            dataset=self.splits.info,
+            metrics=dict(self.history[-1]),
+            training={
+                "settings": self.settings.as_dict(),
+                "epochs_done": len(self.history),
+                "history": list(self.history),
+                "wall_seconds": self.wall_seconds,
+                "world_size": self.ctx.world_size,
+                "batch_size": self.batch_size,
+                "lr": self.lr,
+                "preset": dataclasses.asdict(self.preset),
+            },
+            train_state={
+                "game": {k: v.detach().cpu() for k, v in self.game.state_dict().items()},
+                "optimizer": self.optimizer.state_dict(),
+                "adversary_optimizer": self.adversary_optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+            },
+        )
+        return payload
