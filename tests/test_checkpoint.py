@@ -8,10 +8,11 @@ import pytest
 import torch
 from click.testing import CliRunner
 
+from invaudit import load_model
 from invaudit.cli import main
 from invaudit.errors import CheckpointError
 from invaudit.models import build
-from invaudit.models.checkpoint import load_model, model_payload, save_checkpoint
+from invaudit.models.checkpoint import model_payload, save_checkpoint
 
 
 def tiny_model():

@@ -75,33 +75,15 @@ def test_bad_training_options_exit_2_and_write_nothing(tmp_path, extra, fragment
     assert not out.exists()
 
 
+SMALL_RUN = (
+    "train --dataset spheres --dim 6 --n-train 8000 --n-test 200 --device cpu "
+    "--set hidden=32 --nuisance-hidden 32 --no-progress"
+).split()
+
+
 def test_kill_9_mid_epoch_loses_only_the_unfinished_epoch(tmp_path) -> None:
     out = tmp_path / "k.pt"
-    args = [
-        sys.executable,
-        "-m",
-        "invaudit",
-        "train",
-        "--dataset",
-        "spheres",
-        "--dim",
-        "6",
-        "--n-train",
-        "8000",
-        "--n-test",
-        "200",
-        "--device",
-        "cpu",
-        "--set",
-        "hidden=32",
-        "--nuisance-hidden",
-        "32",
-        "--epochs",
-        "40",
-        "--out",
-        str(out),
-        "--no-progress",
-    ]
+    args = [sys.executable, "-m", "invaudit", *SMALL_RUN, "--epochs", "40", "--out", str(out)]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.Popen(args, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     try:
@@ -115,32 +97,8 @@ def test_kill_9_mid_epoch_loses_only_the_unfinished_epoch(tmp_path) -> None:
         proc.wait()
     done = read_checkpoint(out)["training"]["epochs_done"]
     assert 1 <= done < 40
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--dataset",
-            "spheres",
-            "--dim",
-            "6",
-            "--n-train",
-            "8000",
-            "--n-test",
-            "200",
-            "--device",
-            "cpu",
-            "--set",
-            "hidden=32",
-            "--nuisance-hidden",
-            "32",
-            "--epochs",
-            str(done + 1),
-            "--out",
-            str(out),
-            "--no-progress",
-            "--resume",
-        ],
-    )
+    resume = [*SMALL_RUN, "--epochs", str(done + 1), "--out", str(out), "--resume"]
+    result = CliRunner().invoke(main, resume)
     assert result.exit_code == 0, result.output
     history = read_checkpoint(out)["training"]["history"]
     assert [h["epoch"] for h in history] == list(range(1, done + 2))

@@ -57,31 +57,11 @@ def test_two_ranks_end_with_identical_weights(tmp_path) -> None:
 
 
 def test_the_cli_runs_under_torchrun(tmp_path) -> None:
-    run = torchrun(
-        [
-            "-m",
-            "invaudit",
-            "train",
-            "--dataset",
-            "spheres",
-            "--dim",
-            "6",
-            "--n-train",
-            "256",
-            "--n-test",
-            "64",
-            "--epochs",
-            "1",
-            "--device",
-            "cpu",
-            "--set",
-            "hidden=16",
-            "--out",
-            "c.pt",
-            "--no-progress",
-        ],
-        tmp_path,
-    )
+    args = (
+        "-m invaudit train --dataset spheres --dim 6 --n-train 256 --n-test 64 --epochs 1 "
+        "--device cpu --set hidden=16 --out c.pt --no-progress"
+    ).split()
+    run = torchrun(args, tmp_path)
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.stdout.count("wrote c.pt") == 1  # only rank 0 reports and writes
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.pt"]
