@@ -110,35 +110,14 @@ def test_kill_9_mid_epoch_loses_only_the_unfinished_epoch(tmp_path) -> None:
 )
 def test_mnist_from_the_shared_read_only_data_dir(tmp_path) -> None:
     out = tmp_path / "m.pt"
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--dataset",
-            "mnist",
-            "--data-dir",
-            str(SHARED_DATA),
-            "--no-download",
-            "--limit",
-            "1200",
-            "--test-limit",
-            "300",
-            "--epochs",
-            "2",
-            "--lr",
-            "3e-3",
-            "--set",
-            "blocks=2",
-            "--set",
-            "hidden=32",
-            "--device",
-            "cpu",
-            "--out",
-            str(out),
-            "--no-progress",
-        ],
-    )
+    args = [
+        *"train --dataset mnist --no-download --limit 3000 --test-limit 500 --epochs 3".split(),
+        *"--lr 1e-2 --set blocks=2 --set hidden=32 --device cpu --no-progress".split(),
+        *["--data-dir", str(SHARED_DATA), "--out", str(out)],
+    ]
+    result = CliRunner().invoke(main, args)
     assert result.exit_code == 0, result.output
     history = read_checkpoint(out)["training"]["history"]
-    assert history[1]["sce"] < history[0]["sce"]  # it learns
-    assert history[1]["logit_test_acc"] > 0.2  # chance is 0.1
+    assert history[-1]["sce"] < history[0]["sce"]  # it learns
+    # Chance is 0.1 (about 50 of 500); this seeded run measured 0.362 here.
+    assert history[-1]["logit_test_acc"] > 0.25
