@@ -196,7 +196,12 @@ DEFAULT_ARCH = {
     type=click.Path(dir_okay=False),
     help="Checkpoint path, rewritten after every epoch.",
 )
-@click.option("--resume", is_flag=True, help="Continue the run saved in --out.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue the run saved in --out from its last finished epoch (starts fresh "
+    "if --out does not exist yet).",
+)
 @click.option(
     "--limit",
     type=click.IntRange(min=1),

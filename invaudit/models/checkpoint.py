@@ -116,7 +116,7 @@ def load_model(path: str | os.PathLike) -> InvertibleClassifier:
     """The eval-mode model stored in ``path``, ready to audit."""
     payload = read_checkpoint(path)
     model = model_from_payload(payload, str(path))
-    model.checkpoint_info = {  # type: ignore[attr-defined]
+    model.checkpoint_info = {
         k: payload.get(k) for k in ("dataset", "training", "metrics", "versions")
     }
     return model
