@@ -6,8 +6,10 @@ import sys
 
 import click
 
+from .training.trainer import Callbacks
 
-class EpochProgress:
+
+class EpochProgress(Callbacks):
     """Implements the trainer's callbacks with ``click.progressbar`` on stderr."""
 
     def __init__(self, enabled: bool = True) -> None:

@@ -8,6 +8,7 @@ from typing import Any
 from torch.utils.data import Dataset, TensorDataset
 
 from ..errors import DataError
+from . import dataset_info
 from .images import IMAGE_DATASETS, image_folder_dataset, load_image_dataset
 from .locate import resolve_data_dir
 from .spheres import spheres_splits
@@ -20,6 +21,16 @@ class Splits:
     train: Dataset
     test: Dataset
     info: dict[str, Any] = field(default_factory=dict)
+
+
+def _described(name: str, **options: Any) -> dict[str, Any]:
+    """Shape, classes and bounds as :func:`dataset_info` gives them, in plain data."""
+    described = dataset_info(name, **options)
+    return {
+        "input_shape": list(described["input_shape"]),
+        "num_classes": described["num_classes"],
+        "bounds": tuple(float(b) for b in described["bounds"]),
+    }
 
 
 def _limit(n: int, limit: int | None) -> int:
@@ -60,9 +71,7 @@ def load_splits(
                 "n_test": test.n,
                 "seed": seed,
             },
-            input_shape=[dim],
-            num_classes=2,
-            bounds=(-float(radii[1]), float(radii[1])),
+            **_described("spheres", dim=dim, radii=radii),
             normalization="none: raw coordinates on spheres of radius R1 (label 0), R2 (label 1)",
         )
         return Splits(TensorDataset(*train.tensors()), TensorDataset(*test.tensors()), info)
@@ -81,8 +90,7 @@ def load_splits(
         )
         info.update(
             options={"n_train": len(train_ds), "n_test": len(test_ds), "seed": seed},
-            input_shape=[1, 28, 28],
-            num_classes=10,
+            **_described(name),
             normalization="pixels in [0, 1]; train: 3 px shifts + uniform dequantisation",
         )
         return Splits(train_ds, test_ds, info)

@@ -14,7 +14,7 @@ import dataclasses
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -67,15 +67,12 @@ class TrainSettings:
         return d
 
 
-class Callbacks(Protocol):
-    """What a front end (the CLI's progress bar) hears from the loop; rank 0 only."""
+class Callbacks:
+    """What a front end (the CLI's progress bar) hears from the loop; rank 0 only.
 
-    def epoch_start(self, epoch: int, epochs: int, batches: int) -> None: ...
-    def batch_end(self, running: dict[str, float]) -> None: ...
-    def epoch_end(self, metrics: dict[str, float]) -> None: ...
+    The base class does nothing, so a silent run needs no callbacks at all.
+    """
 
-
-class _Silent:
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
         pass
 
@@ -206,7 +203,7 @@ class Trainer:
             raise ConfigError(f"epochs must be at least 1, got {settings.epochs}")
         self.settings = settings
         self.out = Path(out)
-        self.callbacks = callbacks or _Silent()
+        self.callbacks = callbacks or Callbacks()
         self.ctx = DistContext.setup(settings.device)
         self.preset = PRESETS[settings.dataset]
         self.batch_size = settings.batch_size or self.preset.batch_size
