@@ -103,6 +103,8 @@ def check(
     the batch) or --model for a trained checkpoint.  Exits 1 when the
     reconstruction error exceeds 1e-4.
     """
+    from .models import InvertibleClassifier
+
     if (arch is None) == (model_path is None):
         raise ConfigError("check: give exactly one of --arch NAME or --model CKPT")
     torch.manual_seed(seed)
@@ -112,6 +114,8 @@ def check(
         arch = model.arch
     else:
         model = build(arch, **_parse_settings(settings))
+    if not isinstance(model, InvertibleClassifier):  # e.g. oracle-cnn: nothing to invert
+        raise ConfigError(f"check: {arch} is not invertible; there is no inverse to measure")
     model = model.to(device=target, dtype=getattr(torch, dtype))
     gen = torch.Generator().manual_seed(seed)
     x = torch.rand(batch_size, *model.input_shape, generator=gen, dtype=model_dtype(model))
@@ -180,7 +184,8 @@ DEFAULT_ARCH = {
     "--arch",
     default=None,
     help="Default: firevnet-fc for spheres, "
-    "firevnet-mnist for (Fashion-)MNIST, firevnet-imagenet for imagenet.",
+    "firevnet-mnist for (Fashion-)MNIST, firevnet-imagenet for imagenet. "
+    "oracle-cnn: an ordinary CNN to serve as an attack's --oracle (CE only).",
 )
 @click.option(
     "--loss",
@@ -323,7 +328,8 @@ DEFAULT_ARCH = {
 )
 @click.option("--progress/--no-progress", default=True, show_default=True)
 def train(**opts: Any) -> None:
-    """Train a fiRevNet with CE or iCE; runs as is under torchrun --nproc_per_node N."""
+    """Train a fiRevNet with CE or iCE, or an oracle-cnn with CE; runs as is under
+    torchrun --nproc_per_node N."""
     from .training.losses import ICEConfig
     from .training.trainer import Trainer, TrainSettings
 
@@ -374,3 +380,8 @@ def train(**opts: Any) -> None:
     trainer.fit()
     if trainer.ctx.is_main:
         click.echo(f"wrote {out} ({time.perf_counter() - started:.0f} s)")
+
+
+from .cli_attack import attack  # noqa: E402  (a command of its own module, registered here)
+
+main.add_command(attack)

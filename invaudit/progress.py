@@ -21,8 +21,10 @@ class EpochProgress(Callbacks):
         r = self.running
         if not r:
             return ""
-        acc, nuisance = 100 * r["acc"], 100 * r["nuisance_acc"]
-        return f"loss {r['loss']:.4f}  acc {acc:.2f}%  nuisance {nuisance:.1f}%"
+        text = f"loss {r['loss']:.4f}  acc {100 * r['acc']:.2f}%"
+        if "nuisance_acc" in r:  # only models with a nuisance part report it
+            text += f"  nuisance {100 * r['nuisance_acc']:.1f}%"
+        return text
 
     def epoch_start(self, epoch: int, epochs: int, batches: int) -> None:
         if not self.enabled:
@@ -46,11 +48,25 @@ class EpochProgress(Callbacks):
         if self.bar is not None:
             self.bar.__exit__(None, None, None)
             self.bar = None
-        click.echo(
-            f"epoch {metrics['epoch']:>3}  loss {metrics['loss']:.4f}  sCE {metrics['sce']:.4f}  "
-            f"nCE {metrics['nce']:.4f}  MLE_n {metrics['mle_bits_per_dim']:.3f} b/d  "
-            f"logit acc train {100 * metrics['logit_train_acc']:.2f}% "
-            f"test {100 * metrics['logit_test_acc']:.2f}%  "
-            f"nuisance clf train {100 * metrics['nuisance_train_acc']:.2f}% "
-            f"test {100 * metrics['nuisance_test_acc']:.2f}%  ({metrics['seconds']:.0f} s)"
+        click.echo(epoch_line(metrics))
+
+
+def epoch_line(metrics: dict[str, float]) -> str:
+    """One epoch's summary; terms a model does not have (a plain CNN's z_n) are left out."""
+    m = metrics
+    parts = [f"epoch {m['epoch']:>3}", f"loss {m['loss']:.4f}"]
+    if "sce" in m:
+        parts += [
+            f"sCE {m['sce']:.4f}",
+            f"nCE {m['nce']:.4f}",
+            f"MLE_n {m['mle_bits_per_dim']:.3f} b/d",
+        ]
+    parts.append(
+        f"logit acc train {100 * m['logit_train_acc']:.2f}% test {100 * m['logit_test_acc']:.2f}%"
+    )
+    if "nuisance_train_acc" in m:
+        parts.append(
+            f"nuisance clf train {100 * m['nuisance_train_acc']:.2f}% "
+            f"test {100 * m['nuisance_test_acc']:.2f}%"
         )
+    return "  ".join(parts) + f"  ({m['seconds']:.0f} s)"

@@ -20,7 +20,7 @@ import torch
 from ..atomic import write_atomic
 from ..errors import CheckpointError, InvauditError
 from .classifier import InvertibleClassifier
-from .registry import build
+from .registry import Model, build
 
 FORMAT = "invaudit-checkpoint"
 FORMAT_VERSION = 1
@@ -98,7 +98,7 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     return payload
 
 
-def model_from_payload(payload: dict[str, Any], where: str = "checkpoint") -> InvertibleClassifier:
+def model_from_payload(payload: dict[str, Any], where: str = "checkpoint") -> Model:
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
     try:
         model = build(payload["arch"], **payload["config"])
@@ -112,11 +112,11 @@ def model_from_payload(payload: dict[str, Any], where: str = "checkpoint") -> In
     return model.eval()
 
 
-def load_model(path: str | os.PathLike) -> InvertibleClassifier:
+def load_model(path: str | os.PathLike) -> Model:
     """The eval-mode model stored in ``path``, ready to audit."""
     payload = read_checkpoint(path)
     model = model_from_payload(payload, str(path))
     model.checkpoint_info = {
-        k: payload.get(k) for k in ("dataset", "training", "metrics", "versions")
+        k: payload.get(k) for k in ("loss", "dataset", "training", "metrics", "versions")
     }
     return model

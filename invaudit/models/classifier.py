@@ -42,7 +42,7 @@ class InvertibleClassifier(nn.Module):
         self.arch = arch
         self.config = dict(config)
         self.dim = math.prod(self.input_shape)
-        # Set by load_model: the checkpoint's dataset, training, metrics and versions.
+        # Set by load_model: the checkpoint's loss, dataset, training, metrics and versions.
         self.checkpoint_info: dict[str, Any] | None = None
 
     # -- checks ---------------------------------------------------------------

@@ -9,12 +9,19 @@ from typing import Any
 from ..errors import ConfigError
 from .classifier import InvertibleClassifier
 from .firevnet import FCConfig, ImageNetConfig, MNISTConfig, build_fc, build_imagenet, build_mnist
+from .oracle_cnn import OracleCNN, OracleCNNConfig
 
-ARCHS: dict[str, tuple[type, Callable[[Any], InvertibleClassifier]]] = {
+# What ``build`` returns: a fiRevNet, or an ordinary classifier (an oracle).
+Model = InvertibleClassifier | OracleCNN
+
+ARCHS: dict[str, tuple[type, Callable[[Any], Model]]] = {
     "firevnet-fc": (FCConfig, build_fc),
     "firevnet-mnist": (MNISTConfig, build_mnist),
     "firevnet-imagenet": (ImageNetConfig, build_imagenet),
+    "oracle-cnn": (OracleCNNConfig, OracleCNN),
 }
+# Ordinary classifiers (logits only: no inverse, no z_n), used as image oracles.
+PLAIN_ARCHS = frozenset({"oracle-cnn"})
 
 
 def default_config(arch: str) -> dict[str, Any]:
@@ -23,14 +30,25 @@ def default_config(arch: str) -> dict[str, Any]:
     return dataclasses.asdict(config_cls())
 
 
-def _lookup(arch: str) -> tuple[type, Callable[[Any], InvertibleClassifier]]:
+def is_invertible(arch: str) -> bool:
+    """Whether ``arch`` builds an invertible classifier (known before building it)."""
+    _lookup(arch)
+    return arch not in PLAIN_ARCHS
+
+
+def _lookup(arch: str) -> tuple[type, Callable[[Any], Model]]:
     if arch not in ARCHS:
         raise ConfigError(f"unknown arch {arch!r}; expected one of {', '.join(ARCHS)}")
     return ARCHS[arch]
 
 
-def build(arch: str, **config: Any) -> InvertibleClassifier:
-    """An untrained model of architecture ``arch`` with ``config`` over its defaults."""
+def build(arch: str, **config: Any) -> Model:
+    """An untrained model of architecture ``arch`` with ``config`` over its defaults.
+
+    An :class:`InvertibleClassifier`, or for the archs in ``PLAIN_ARCHS`` an
+    ordinary classifier with the same descriptive attributes (``arch``,
+    ``config``, ``num_classes``, ``input_shape``).
+    """
     config_cls, builder = _lookup(arch)
     fields = {f.name: f for f in dataclasses.fields(config_cls)}
     unknown = sorted(set(config) - set(fields))

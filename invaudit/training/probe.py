@@ -9,10 +9,11 @@ bound I(y; features) >= H(y) - CE (Lemma 9/10), reported in bits.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from ..models.heads import mlp_classifier
 
@@ -23,6 +24,8 @@ class ProbeResult:
     test_accuracy: float
     test_ce_bits: float
     label_entropy_bits: float
+    #: The fitted probe, standardisation included: ``predictor(features) -> logits``.
+    predictor: nn.Module | None = field(default=None, compare=False, repr=False)
 
     @property
     def mi_lower_bound_bits(self) -> float:
@@ -73,7 +76,20 @@ def fit_probe(
         test_logits = probe(test_x)
         test_acc = (test_logits.argmax(1) == test_y).double().mean().item()
         ce_bits = F.cross_entropy(test_logits, test_y).item() / math.log(2)
-    return ProbeResult(train_acc, test_acc, ce_bits, label_entropy_bits(test_y, num_classes))
+    predictor = nn.Sequential(_Standardize(mean, std), probe).eval()
+    return ProbeResult(
+        train_acc, test_acc, ce_bits, label_entropy_bits(test_y, num_classes), predictor
+    )
+
+
+class _Standardize(nn.Module):
+    def __init__(self, mean: torch.Tensor, std: torch.Tensor) -> None:
+        super().__init__()
+        self.register_buffer("mean", mean)
+        self.register_buffer("std", std)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return (x - self.mean) / self.std
 
 
 @torch.no_grad()

@@ -6,6 +6,10 @@ Under CE the nuisance classifier still trains, on detached features, purely
 as a monitor: it never sends a gradient into F, and it makes the CE and iCE
 logs comparable.  A checkpoint is written atomically after every epoch, with
 everything ``--resume`` needs to continue exactly where that epoch ended.
+
+A plain (non-invertible) arch such as ``oracle-cnn`` has no z_n, so it has no
+nuisance game either: its step is cross-entropy on its logits, its metrics
+are the logit ones only, and iCE is refused.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampl
 
 from ..data.splits import Splits, load_splits
 from ..errors import CheckpointError, ConfigError
-from ..models import InvertibleClassifier, build
+from ..models import InvertibleClassifier, Model, build, is_invertible
 from ..models.checkpoint import model_payload, read_checkpoint, save_checkpoint
 from .distributed import DistContext
 from .losses import ICEConfig, NuisanceGame, bits_per_dim
@@ -160,21 +164,28 @@ def make_loader(
 
 @torch.no_grad()
 def evaluate(
-    model: InvertibleClassifier, game: NuisanceGame, loader: DataLoader, ctx: DistContext
+    model: Model, game: NuisanceGame | None, loader: DataLoader, ctx: DistContext
 ) -> dict[str, float]:
-    """Logit and nuisance-classifier accuracy on ``loader`` (all ranks' shards summed)."""
+    """Logit accuracy on ``loader`` (all ranks' shards summed), and the nuisance
+    classifier's where there is a game (``game=None`` for a plain model)."""
     was_training = model.training
     model.eval()
-    game.eval()
+    if game is not None:
+        game.eval()
     correct = nuisance_correct = total = 0.0
     for x, y in loader:
         x, y = x.to(ctx.device), y.to(ctx.device)
-        z_s, z_n = model.split(model(x))
-        correct += (z_s.argmax(1) == y).sum().item()
-        nuisance_correct += (game.classifier(z_n).argmax(1) == y).sum().item()
+        if game is None:
+            logits = model(x)
+        else:
+            logits, z_n = model.split(model(x))
+            nuisance_correct += (game.classifier(z_n).argmax(1) == y).sum().item()
+        correct += (logits.argmax(1) == y).sum().item()
         total += len(y)
     correct, nuisance_correct, total = ctx.sum([correct, nuisance_correct, total])
     model.train(was_training)
+    if game is None:
+        return {"logit_acc": correct / total}
     game.train(was_training)
     return {"logit_acc": correct / total, "nuisance_acc": nuisance_correct / total}
 
@@ -201,6 +212,9 @@ class Trainer:
             )
         if settings.epochs < 1:
             raise ConfigError(f"epochs must be at least 1, got {settings.epochs}")
+        # Checked before any data is loaded: iCE's terms all live on z_n.
+        if settings.loss == "ice" and not is_invertible(settings.arch):
+            raise ConfigError(f"iCE needs an invertible arch; {settings.arch} is not invertible")
         self.settings = settings
         self.out = Path(out)
         self.callbacks = callbacks or Callbacks()
@@ -223,21 +237,30 @@ class Trainer:
             image_size=settings.image_size,
         )
         info = self.splits.info
-        self.model = build(settings.arch, **arch_config_for(settings, info)).to(self.ctx.device)
-        hidden = settings.ice.nuisance_hidden or (1000 if settings.dataset == "spheres" else 512)
-        self.game = NuisanceGame(self.model.dim, self.model.num_classes, hidden, settings.ice).to(
+        self.model: Model = build(settings.arch, **arch_config_for(settings, info)).to(
             self.ctx.device
         )
         self.ice = settings.loss == "ice"
         model_params = list(self.model.parameters())
-        if self.ice:
-            model_params += list(self.game.prior.parameters())
-        adversary_params = list(self.game.classifier.parameters())
-        if not self.ice:
-            adversary_params += list(self.game.prior.parameters())
+        # A plain model has no z_n: no nuisance game, no prior, no adversary.
+        self.game: NuisanceGame | None = None
+        self.adversary_optimizer: torch.optim.Optimizer | None = None
+        if isinstance(self.model, InvertibleClassifier):
+            hidden = settings.ice.nuisance_hidden or (
+                1000 if settings.dataset == "spheres" else 512
+            )
+            self.game = NuisanceGame(
+                self.model.dim, self.model.num_classes, hidden, settings.ice
+            ).to(self.ctx.device)
+            # Under iCE the prior is part of F's objective; under CE only a monitor.
+            adversary_params = list(self.game.classifier.parameters())
+            if self.ice:
+                model_params += list(self.game.prior.parameters())
+            else:
+                adversary_params += list(self.game.prior.parameters())
+            self.adversary_optimizer = torch.optim.Adam(adversary_params, lr=settings.adversary_lr)
         self.optimizer = make_optimizer(self.preset, model_params, self.lr)
         self.scheduler = make_scheduler(self.preset, self.optimizer, settings.epochs)
-        self.adversary_optimizer = torch.optim.Adam(adversary_params, lr=settings.adversary_lr)
         self.history: list[dict[str, float]] = []
         self.start_epoch = 0
         self.wall_seconds = 0.0
@@ -261,8 +284,11 @@ class Trainer:
             self._resume()
         else:
             self._initialise()
-        self.model_step = self._wrap(_ModelStep(self.model, self.game, self.ice))
-        self.adversary_step = self._wrap(_AdversaryStep(self.game, fit_prior=not self.ice))
+        if self.game is None:
+            self.model_step = self._wrap(self.model)
+        else:
+            self.model_step = self._wrap(_ModelStep(self.model, self.game, self.ice))
+            self.adversary_step = self._wrap(_AdversaryStep(self.game, fit_prior=not self.ice))
 
     # -- set-up ---------------------------------------------------------------
     def _wrap(self, module: nn.Module) -> nn.Module:
@@ -276,8 +302,11 @@ class Trainer:
         """ActNorm's data-dependent initialisation on one batch.
 
         Done before DDP wraps the model: DDP then broadcasts rank 0's values,
-        so every rank starts from identical weights.
+        so every rank starts from identical weights.  Plain models have nothing
+        data-dependent to initialise.
         """
+        if not isinstance(self.model, InvertibleClassifier):
+            return
         x, _ = next(iter(self.train_loader))
         self.model.train()
         self.model(x.to(self.ctx.device))
@@ -295,9 +324,10 @@ class Trainer:
                     f"cannot resume {self.out}: {key} was {saved.get(key)!r}, now {value!r}"
                 )
         self.model.load_state_dict(payload["state_dict"])
-        self.game.load_state_dict(state["game"])
         self.optimizer.load_state_dict(state["optimizer"])
-        self.adversary_optimizer.load_state_dict(state["adversary_optimizer"])
+        if self.game is not None and self.adversary_optimizer is not None:
+            self.game.load_state_dict(state["game"])
+            self.adversary_optimizer.load_state_dict(state["adversary_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.history = list(payload["training"]["history"])
         self.start_epoch = len(self.history)
@@ -324,7 +354,7 @@ class Trainer:
 
     def _test_metrics(self) -> dict[str, float]:
         test = evaluate(self.model, self.game, self.test_loader, self.ctx)
-        return {"logit_test_acc": test["logit_acc"], "nuisance_test_acc": test["nuisance_acc"]}
+        return {f"{key.removesuffix('_acc')}_test_acc": value for key, value in test.items()}
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_sampler.set_epoch(epoch)
@@ -332,70 +362,87 @@ class Trainer:
         # so a resumed run sees the same shifts as an uninterrupted one.
         torch.manual_seed(self.settings.seed * 100_003 + epoch * 101 + self.ctx.rank)
         self.model.train()
-        self.game.train()
+        if self.game is not None:
+            self.game.train()
         if self.ctx.is_main:
             self.callbacks.epoch_start(epoch, self.settings.epochs, len(self.train_loader))
-        sums = {"loss": 0.0, "sce": 0.0, "nce": 0.0, "mle": 0.0, "logit": 0.0, "nuisance": 0.0}
+        # Sums of per-batch loss terms and of per-example hits, by metric name.
+        terms: dict[str, float] = {}
+        hits: dict[str, float] = {}
         seen = batches = 0
         for x, y in self.train_loader:
             x, y = x.to(self.ctx.device), y.to(self.ctx.device)
-            terms, logit_hits, nuisance_hits = self._step(x, y)
-            for key, value in terms.items():
-                sums[key] += value
-            sums["logit"] += logit_hits
-            sums["nuisance"] += nuisance_hits
+            batch_terms, batch_hits = self._step(x, y)
+            for sums, batch in ((terms, batch_terms), (hits, batch_hits)):
+                for key, value in batch.items():
+                    sums[key] = sums.get(key, 0.0) + value
             seen += len(y)
             batches += 1
             if self.ctx.is_main:
-                self.callbacks.batch_end(
-                    {
-                        "loss": sums["loss"] / batches,
-                        "acc": sums["logit"] / seen,
-                        "nuisance_acc": sums["nuisance"] / seen,
-                    }
-                )
+                running = {"loss": terms["loss"] / batches, "acc": hits["logit_train_acc"] / seen}
+                if "nuisance_train_acc" in hits:
+                    running["nuisance_acc"] = hits["nuisance_train_acc"] / seen
+                self.callbacks.batch_end(running)
         lr = self.optimizer.param_groups[0]["lr"]
         self.scheduler.step()
-        keys = ["loss", "sce", "nce", "mle", "logit", "nuisance"]
-        totals = self.ctx.sum([sums[k] for k in keys] + [float(batches), float(seen)])
-        avg = dict(zip(keys, totals[:-2], strict=True))
+        # Every rank has the same keys in the same order, so the sums line up.
+        totals = self.ctx.sum([*terms.values(), *hits.values(), float(batches), float(seen)])
         n_batches, n_seen = totals[-2], totals[-1]
+        means = [t / n_batches for t in totals[: len(terms)]]
+        rates = [h / n_seen for h in totals[len(terms) : -2]]
         return {
             "epoch": epoch + 1,
             "lr": lr,
-            "loss": avg["loss"] / n_batches,
-            "sce": avg["sce"] / n_batches,
-            "nce": avg["nce"] / n_batches,
-            "mle_bits_per_dim": avg["mle"] / n_batches,
-            "logit_train_acc": avg["logit"] / n_seen,
-            "nuisance_train_acc": avg["nuisance"] / n_seen,
+            **dict(zip(terms, means, strict=True)),
+            **dict(zip(hits, rates, strict=True)),
         }
 
-    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], float, float]:
+    def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
+        """One batch: its loss terms (batch means) and its hits (counts of examples)."""
+        if self.game is None:  # a plain model: cross-entropy on its logits
+            logits = self.model_step(x)
+            loss = F.cross_entropy(logits, y)
+            self._descend(loss)
+            return {"loss": loss.item()}, {"logit_train_acc": _hits(logits, y)}
+        return self._game_step(self.game, x, y)
+
+    def _game_step(
+        self, game: NuisanceGame, x: torch.Tensor, y: torch.Tensor
+    ) -> tuple[dict[str, float], dict[str, float]]:
         z_s, z_n, logdet, nll = self.model_step(x)
+        assert self.adversary_optimizer is not None  # always set together with the game
         for _ in range(self.settings.ice.adversary_steps):  # the max step
             self.adversary_optimizer.zero_grad(set_to_none=True)
             adversary_loss, nuisance_logits = self.adversary_step(z_n.detach(), y)
             adversary_loss.backward()
             self.adversary_optimizer.step()
         if self.ice:  # the min step of Definition 7
-            loss, terms = self.game.model_loss(self.game.classifier, z_s, z_n, nll, logdet, y)
+            loss, terms = game.model_loss(game.classifier, z_s, z_n, nll, logdet, y)
         else:
             loss = F.cross_entropy(z_s, y)
             with torch.no_grad():
-                nll_n = self.game.prior.nll(z_n)
+                nll_n = game.prior.nll(z_n)
                 terms = {
                     "sce": loss.item(),
                     "nce": F.cross_entropy(nuisance_logits, y).item(),
                     "mle": bits_per_dim(nll_n, logdet, self.model.dim).item(),
                 }
+        self._descend(loss)
+        named = {
+            "loss": loss.item(),
+            "sce": terms["sce"],
+            "nce": terms["nce"],
+            "mle_bits_per_dim": terms["mle"],
+        }
+        return named, {
+            "logit_train_acc": _hits(z_s, y),
+            "nuisance_train_acc": _hits(nuisance_logits, y),
+        }
+
+    def _descend(self, loss: torch.Tensor) -> None:
         self.optimizer.zero_grad(set_to_none=True)
         loss.backward()
         self.optimizer.step()
-        terms["loss"] = loss.item()
-        logit_hits = (z_s.argmax(1) == y).sum().item()
-        nuisance_hits = (nuisance_logits.argmax(1) == y).sum().item()
-        return terms, logit_hits, nuisance_hits
 
     # -- the checkpoint ---------------------------------------------------------
     def _payload(self) -> dict[str, Any]:
@@ -414,11 +461,22 @@ class Trainer:
                 "lr": self.lr,
                 "preset": dataclasses.asdict(self.preset),
             },
-            train_state={
-                "game": {k: v.detach().cpu() for k, v in self.game.state_dict().items()},
-                "optimizer": self.optimizer.state_dict(),
-                "adversary_optimizer": self.adversary_optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-            },
+            train_state=self._train_state(),
         )
         return payload
+
+    def _train_state(self) -> dict[str, Any]:
+        """What ``--resume`` needs beyond the model's weights."""
+        state: dict[str, Any] = {
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+        }
+        if self.game is not None and self.adversary_optimizer is not None:
+            state["game"] = {k: v.detach().cpu() for k, v in self.game.state_dict().items()}
+            state["adversary_optimizer"] = self.adversary_optimizer.state_dict()
+        return state
+
+
+def _hits(logits: torch.Tensor, y: torch.Tensor) -> float:
+    """How many of the batch's decisions are right."""
+    return float((logits.argmax(1) == y).sum().item())

@@ -1,0 +1,232 @@
+"""The contract every audit follows: a context in, an :class:`AttackResult` out.
+
+An attack is a function ``run(ctx, **options) -> AttackResult`` registered
+under a name in :mod:`invaudit.attacks`.  The context carries the model, the
+data it was trained on, the oracle (if any) and the run's budget (``n``,
+seed, batch size, device, progress); options are keyword-only and specific to
+the attack.  Attacks never print and never write files: the CLI and the
+report builder do both from the result.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+from torch.utils.data import Dataset
+
+from ..data.audit import AuditData
+from ..errors import CheckpointError, ConfigError
+from ..models.classifier import InvertibleClassifier
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+    from .oracle import Oracle
+
+
+@dataclass
+class AttackResult:
+    """What one attack measured.
+
+    Attributes:
+        method: the registered name.
+        metrics: flat and JSON-able (floats, ints, None, or a map of them).
+        records: one row per sample or pair, for the CSV and for re-analysis.
+        examples: small tensors the figures are drawn from.
+        settings: the options and budget the attack ran with.
+    """
+
+    method: str
+    metrics: dict[str, Any]
+    records: pd.DataFrame
+    examples: dict[str, torch.Tensor] = field(default_factory=dict)
+    settings: dict[str, Any] = field(default_factory=dict)
+
+
+class Progress:
+    """How an attack reports long work; this base class shows nothing."""
+
+    def start(self, label: str, total: int) -> None:
+        pass
+
+    def advance(self, steps: int = 1) -> None:
+        pass
+
+    def finish(self) -> None:
+        pass
+
+
+def dataset_tensors(
+    dataset: Dataset, n: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of ``n`` examples drawn without replacement by ``seed`` (all if ``n`` is None).
+
+    The draw depends only on ``(len(dataset), n, seed)``, so every attack of one
+    audit sees the same examples.
+    """
+    total = len(dataset)
+    if n is None or n >= total:
+        index = torch.arange(total)
+    else:
+        index = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+    tensors = getattr(dataset, "tensors", None)
+    if isinstance(tensors, tuple):  # TensorDataset: slice, do not loop
+        return tensors[0][index], tensors[1][index]
+    items = [dataset[int(i)] for i in index]
+    return torch.stack([x for x, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
+
+
+@dataclass
+class AuditContext:
+    """One audit's model, data, oracle and budget.
+
+    ``n`` caps the number of test examples (None: the whole test split);
+    ``batch_size`` bounds memory and, with one exception, never changes results:
+    foolbox draws PGD's random start per batch.
+    """
+
+    model: InvertibleClassifier
+    data: AuditData
+    oracle: Oracle | None = None
+    n: int | None = None
+    seed: int = 0
+    batch_size: int = 256
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    progress: Progress = field(default_factory=Progress)
+
+    def __post_init__(self) -> None:
+        if self.n is not None and self.n < 1:
+            raise ConfigError(f"n must be at least 1, got {self.n}")
+        if self.batch_size < 1:
+            raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
+
+    def test_examples(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """The audited test examples (on the CPU), the same for every attack of one seed."""
+        return dataset_tensors(self.data.test, self.n, self.seed)
+
+    def generator(self, salt: int = 0) -> torch.Generator:
+        """A CPU generator for an attack's own random choices (pairings, probes)."""
+        return torch.Generator().manual_seed(self.seed * 1_000_003 + salt)
+
+    def batches(self, total: int) -> Iterator[slice]:
+        for start in range(0, total, self.batch_size):
+            yield slice(start, min(start + self.batch_size, total))
+
+    def to_model(self, t: torch.Tensor) -> torch.Tensor:
+        ref = next(self.model.parameters())
+        return t.to(device=ref.device, dtype=ref.dtype if t.is_floating_point() else t.dtype)
+
+    @torch.no_grad()
+    def map_batches(
+        self, fn: Callable[..., torch.Tensor], *tensors: torch.Tensor, label: str = ""
+    ) -> torch.Tensor:
+        """``fn`` applied batch by batch on the model's device; results back on the CPU."""
+        total = len(tensors[0])
+        if label:
+            self.progress.start(label, math.ceil(total / self.batch_size))
+        out = []
+        try:
+            for part in self.batches(total):
+                out.append(fn(*(self.to_model(t[part]) for t in tensors)).cpu())
+                if label:
+                    self.progress.advance()
+        finally:
+            if label:
+                self.progress.finish()
+        return torch.cat(out)
+
+
+def require_invertible(model: torch.nn.Module, where: str, method: str) -> InvertibleClassifier:
+    """``model`` as an invertible classifier, or one line naming what it is instead."""
+    if not isinstance(model, InvertibleClassifier):
+        arch = getattr(model, "arch", type(model).__name__)
+        raise CheckpointError(
+            f"{where}: arch {arch} is not invertible; {method} needs a fiRevNet checkpoint "
+            "(firevnet-fc, firevnet-mnist or firevnet-imagenet)"
+        )
+    return model
+
+
+@dataclass(frozen=True)
+class Attack:
+    """A registry entry.
+
+    Attributes:
+        name: what ``--method`` takes.
+        kind: ``"invariance"`` or ``"sensitivity"``.
+        run: ``run(ctx, **options) -> AttackResult``.
+        options: the keyword options ``run`` accepts, with their defaults.
+        figures: ``figures(result) -> {name: matplotlib Figure}`` (may be empty).
+        datasets: the dataset names it applies to (None: all).
+        needs_invertible: whether it needs F⁻¹ and the z_s / z_n split.
+        summary: one line for ``--help`` and reports.
+    """
+
+    name: str
+    kind: str
+    run: Callable[..., AttackResult]
+    options: dict[str, Any]
+    figures: Callable[[AttackResult], dict[str, Figure]]
+    summary: str
+    datasets: tuple[str, ...] | None = None
+    needs_invertible: bool = True
+
+
+def no_figures(result: AttackResult) -> dict[str, Figure]:
+    return {}
+
+
+def share(mask: torch.Tensor) -> float:
+    """The fraction of True in a boolean tensor (NaN for an empty one)."""
+    return float(mask.double().mean()) if mask.numel() else float("nan")
+
+
+def pair_other_class(y: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """For every example, the index of a random example of another class.
+
+    Raises :class:`ConfigError` when the examples hold a single class (no pair exists).
+    """
+    classes = y.unique()
+    if len(classes) < 2:
+        raise ConfigError(
+            f"pairing needs examples of at least two classes; all {len(y)} have class "
+            f"{int(classes[0])} (raise --n)"
+        )
+    partner = torch.empty_like(y)
+    for c in classes:
+        mine = (y == c).nonzero().flatten()
+        others = (y != c).nonzero().flatten()
+        pick = torch.randint(len(others), (len(mine),), generator=generator)
+        partner[mine] = others[pick]
+    return partner
+
+
+def encode(
+    ctx: AuditContext, model: InvertibleClassifier, x: torch.Tensor, label: str = ""
+) -> torch.Tensor:
+    """``z = F(x)`` for every row of ``x``, batched, on the CPU."""
+    return ctx.map_batches(model, x, label=label)
+
+
+def decode(
+    ctx: AuditContext, model: InvertibleClassifier, z: torch.Tensor, label: str = ""
+) -> torch.Tensor:
+    """``x = F^{-1}(z)`` for every row of ``z``, batched, on the CPU."""
+    return ctx.map_batches(model.inverse, z, label=label)
+
+
+def oracle_labels(ctx: AuditContext, x: torch.Tensor) -> torch.Tensor | None:
+    """The oracle's labels for ``x`` (None without an oracle)."""
+    if ctx.oracle is None:
+        return None
+    return ctx.map_batches(ctx.oracle.predict, x)
+
+
+def optional_share(mask: torch.Tensor | None) -> float | None:
+    """:func:`share`, or None when the quantity needs an oracle that is absent."""
+    return None if mask is None else share(mask)

@@ -1,0 +1,164 @@
+"""Metameric sampling (§2.2, Fig. 4): the logits of one input, the nuisances of another.
+
+``x_met = F^{-1}(merge(z_s(x), z_n(x')))`` with ``x'`` from another class.  F is
+a bijection, so ``x_met`` has exactly the logits of ``x`` — its decision cannot
+change — while the oracle sees whatever the nuisances carry.  When z_n holds
+the class (a CE model), the metamer looks like ``x'``: an invariance-based
+adversarial example found without any optimisation.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import pandas as pd
+import torch
+
+from .base import (
+    Attack,
+    AttackResult,
+    AuditContext,
+    decode,
+    encode,
+    optional_share,
+    oracle_labels,
+    pair_other_class,
+    require_invertible,
+    share,
+)
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+EXAMPLES = 8
+
+
+def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
+    """Pair every audited example with one of another class and swap in its nuisances.
+
+    Args:
+        examples: how many (logit source, metamer, nuisance source) triples to keep
+            for the figure.
+    """
+    model = require_invertible(ctx.model, "model", "metamer")
+    x, y = ctx.test_examples()
+    partner = pair_other_class(y, ctx.generator(salt=1))
+    z = encode(ctx, model, x, label="metamer: encode")
+    reconstruction = (decode(ctx, model, z) - x).abs().flatten(1).amax(1)
+    z_s, z_n = model.split(z)
+    x_met = decode(ctx, model, model.merge(z_s, z_n[partner]), label="metamer: decode")
+    z_met = encode(ctx, model, x_met)
+    logit_match = (model.split(z_met)[0] - z_s).abs().amax(1)
+    pred, pred_met = z_s.argmax(1), model.split(z_met)[0].argmax(1)
+    oracle_met = oracle_labels(ctx, x_met)
+    l2_logit = (x_met - x).flatten(1).norm(dim=1)
+    l2_nuisance = (x_met - x[partner]).flatten(1).norm(dim=1)
+    low, high = ctx.data.bounds
+    # How far each metamer strays outside the data box (0 inside): F^{-1} is exact
+    # everywhere, but nothing forces it to land in the input domain.
+    excursion = torch.maximum(low - x_met, x_met - high).clamp_min(0).flatten(1).amax(1)
+
+    metrics = {
+        "n": len(y),
+        "logit_match_max_abs": float(logit_match.max()),
+        "prediction_preserved": share(pred_met == pred),
+        "reconstruction_max_abs": float(reconstruction.max()),
+        "oracle_agrees_logit_source": optional_share(
+            None if oracle_met is None else oracle_met == y
+        ),
+        "oracle_agrees_nuisance_source": optional_share(
+            None if oracle_met is None else oracle_met == y[partner]
+        ),
+        "invariance_success_rate": optional_share(
+            None if oracle_met is None else oracle_met != pred_met
+        ),
+        "l2_to_logit_source": float(l2_logit.mean()),
+        "l2_to_nuisance_source": float(l2_nuisance.mean()),
+        "in_bounds_share": share(excursion == 0),
+        "bounds_excursion_mean": float(excursion.mean()),
+    }
+    records = pd.DataFrame(
+        {
+            "index": range(len(y)),
+            "nuisance_source": partner.numpy(),
+            "label": y.numpy(),
+            "nuisance_label": y[partner].numpy(),
+            "prediction": pred.numpy(),
+            "metamer_prediction": pred_met.numpy(),
+            "oracle_metamer": (oracle_met.numpy() if oracle_met is not None else [None] * len(y)),
+            "logit_match_abs": logit_match.numpy(),
+            "l2_to_logit_source": l2_logit.numpy(),
+            "l2_to_nuisance_source": l2_nuisance.numpy(),
+            "metamer_norm": x_met.flatten(1).norm(dim=1).numpy(),
+            "bounds_excursion": excursion.numpy(),
+        }
+    )
+    keep = slice(0, min(examples, len(y)))
+    kept = {
+        "logit_source": x[keep],
+        "metamer": x_met[keep],
+        "nuisance_source": x[partner][keep],
+        "label": y[keep],
+        "nuisance_label": y[partner][keep],
+        "metamer_prediction": pred_met[keep],
+        # Whole-sample norms: the spheres figure is a radius histogram of every metamer.
+        "metamer_norm": x_met.flatten(1).norm(dim=1),
+        "source_norm": x.flatten(1).norm(dim=1),
+    }
+    if oracle_met is not None:
+        kept["oracle_metamer"] = oracle_met[keep]
+    settings = {"examples": examples, "pairing": "uniform among examples of another class"}
+    return AttackResult("metamer", metrics, records, kept, settings)
+
+
+def figures(result: AttackResult) -> dict[str, Figure]:
+    """Fig. 4 for images; a radius histogram for vectors (the spheres)."""
+    ex = result.examples
+    if ex["metamer"].dim() == 4:
+        return {"metamer": _image_figure(ex)}
+    return {"metamer_radii": _radius_figure(ex)}
+
+
+def _image_figure(ex: dict[str, torch.Tensor]) -> Figure:
+    from ..reports.figures import image_grid_figure
+
+    titles = []
+    for i in range(len(ex["label"])):
+        title = f"D={int(ex['metamer_prediction'][i])}"
+        if "oracle_metamer" in ex:
+            title += f", o={int(ex['oracle_metamer'][i])}"
+        titles.append(title)
+    return image_grid_figure(
+        [ex["logit_source"], ex["metamer"], ex["nuisance_source"]],
+        ["logit source", "metamer", "nuisance source"],
+        column_titles=titles,
+        title="Logit metamers: z_s from the top row, z_n from the bottom row",
+    )
+
+
+def _radius_figure(ex: dict[str, torch.Tensor]) -> Figure:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(4.5, 2.8), dpi=150)
+    ax = fig.subplots()
+    src, met = ex["source_norm"].numpy(), ex["metamer_norm"].numpy()
+    high = float(max(src.max(), met.max())) * 1.05
+    bins = [high * i / 60 for i in range(61)]
+    ax.hist(src, bins=bins, alpha=0.5, label="clean inputs")
+    ax.hist(met, bins=bins, alpha=0.5, label="metamers")
+    ax.set_xlabel("radius ‖x‖")
+    ax.set_ylabel("count")
+    ax.set_title("Radii of inputs and their logit metamers")
+    ax.legend(frameon=False)
+    fig.tight_layout()
+    return fig
+
+
+ATTACK = Attack(
+    name="metamer",
+    kind="invariance",
+    run=run,
+    options={"examples": EXAMPLES},
+    figures=figures,
+    summary="logits of x with the nuisances of another class's x' (Fig. 4)",
+)

@@ -1,0 +1,220 @@
+"""``invaudit attack``: run one audit on one checkpoint, print it, optionally write it."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+import torch
+
+from .attacks import ATTACKS, AuditContext, Progress, check_attack, require_invertible
+from .attacks.oracle import ClassifierOracle, default_oracle, file_sha256
+from .data.audit import audit_data
+from .devices import resolve_device
+from .errors import ConfigError
+from .models.checkpoint import load_model
+
+
+class BarProgress(Progress):
+    """An attack's progress as ``click.progressbar`` on stderr."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+
+    def start(self, label: str, total: int) -> None:
+        if self.enabled:
+            self.bar = click.progressbar(length=total, label=label, file=sys.stderr, width=24)
+            self.bar.__enter__()
+
+    def advance(self, steps: int = 1) -> None:
+        if self.bar is not None:
+            self.bar.update(steps)
+
+    def finish(self) -> None:
+        if self.bar is not None:
+            self.bar.__exit__(None, None, None)
+            self.bar = None
+
+
+def _parse_epsilons(text: str) -> list[float]:
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--epsilons expects numbers separated by commas, e.g. 0.1,0.2,0.3; got {text!r}"
+        ) from None
+
+
+def _parse_option(pair: str) -> tuple[str, Any]:
+    key, sep, raw = pair.partition("=")
+    if not sep or not key:
+        raise ConfigError(f"--option expects KEY=VALUE, got {pair!r}")
+    try:
+        return key.replace("-", "_"), json.loads(raw)
+    except json.JSONDecodeError:
+        return key.replace("-", "_"), raw
+
+
+def method_options(opts: dict[str, Any]) -> dict[str, Any]:
+    """The method options the user actually gave, under the attacks' keyword names."""
+    chosen: dict[str, Any] = {}
+    named = ("steps", "examples", "probe_hidden", "probe_epochs", "train_n", "grid")
+    for key in named:
+        if opts.get(key) is not None:
+            chosen[key] = opts[key]
+    if opts.get("epsilons") is not None:
+        chosen["epsilons"] = _parse_epsilons(opts["epsilons"])
+    for pair in opts.get("option") or ():
+        key, value = _parse_option(pair)
+        chosen[key] = value
+    return chosen
+
+
+def model_record(path: str, model: torch.nn.Module) -> dict[str, Any]:
+    info = getattr(model, "checkpoint_info", None) or {}
+    return {
+        "path": str(path),
+        "sha256": file_sha256(path),
+        "arch": getattr(model, "arch", type(model).__name__),
+        "loss": info.get("loss"),
+    }
+
+
+def format_value(value: Any) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    return str(value)
+
+
+def summary_lines(method: str, metrics: dict[str, Any]) -> list[str]:
+    rows: list[tuple[str, str]] = []
+    for key, value in metrics.items():
+        if isinstance(value, dict):
+            rows += [(f"{key}[{k}]", format_value(v)) for k, v in value.items()]
+        else:
+            rows.append((key, format_value(value)))
+    width = max(len(k) for k, _ in rows)
+    return [method] + [f"  {k:<{width}}  {v}" for k, v in rows]
+
+
+@click.command()
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Checkpoint."
+)
+@click.option("--method", required=True, metavar="NAME", help=f"One of: {', '.join(ATTACKS)}.")
+@click.option("--n", type=int, default=None, help="Test examples to audit (default: all).")
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--batch-size", type=int, default=256, show_default=True)
+@click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
+@click.option(
+    "--dtype",
+    type=click.Choice(["auto", "float32", "float64"]),
+    default="auto",
+    show_default=True,
+    help="auto: float64 for vector models (cheap, and metamers far outside the data "
+    "keep their logits to 1e-10), float32 for images.",
+)
+@click.option(
+    "--data-dir",
+    default=None,
+    help="Folder with MNIST/raw or FashionMNIST/raw. Default: $INVAUDIT_DATA, "
+    "else ~/.cache/invaudit/data.",
+)
+@click.option(
+    "--download/--no-download",
+    default=True,
+    show_default=True,
+    help="Download missing MNIST files through torchvision.",
+)
+@click.option(
+    "--oracle",
+    "oracle_path",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Reference classifier checkpoint standing in for human judgement (images). "
+    "Spheres use the exact oracle (the radius).",
+)
+@click.option(
+    "--out",
+    default=None,
+    type=click.Path(file_okay=False),
+    help="Write NAME.json, NAME.csv and the figures here (default: print only).",
+)
+@click.option("--steps", type=int, default=None, help="interpolate: path points; PGD/C&W: steps.")
+@click.option("--epsilons", default=None, help="ε-attacks: comma-separated, e.g. 0.1,0.2,0.3.")
+@click.option("--examples", type=int, default=None, help="Examples kept for the figure.")
+@click.option("--probe-hidden", type=int, default=None, help="probe/boundary: probe width.")
+@click.option("--probe-epochs", type=int, default=None, help="probe/boundary: probe epochs.")
+@click.option("--train-n", type=int, default=None, help="probe/boundary: training examples.")
+@click.option("--grid", type=int, default=None, help="boundary: grid points per axis.")
+@click.option(
+    "--option", multiple=True, metavar="KEY=VALUE", help="Any other method option (repeatable)."
+)
+@click.option("--progress/--no-progress", default=True, show_default=True)
+def attack(**opts: Any) -> None:
+    """Run one audit (--method) on a checkpoint and print its metrics.
+
+    Invariance: metamer, interpolate, probe, and for spheres misaligned and
+    boundary.  Sensitivity: the foolbox ε-attacks.  Everything is checked
+    before any work starts; with --out the files are written only at the end.
+    """
+    options = method_options(opts)
+    model = load_model(opts["model_path"])
+    dataset_record = (getattr(model, "checkpoint_info", None) or {}).get("dataset") or {}
+    name = opts["method"]
+    chosen = check_attack(name, dataset_record.get("name", "?"), options)
+    if chosen.needs_invertible:
+        require_invertible(model, opts["model_path"], name)
+    if opts["out"] is not None and Path(opts["out"]).exists() and not Path(opts["out"]).is_dir():
+        raise ConfigError(f"--out {opts['out']} exists and is not a folder")
+    device = resolve_device(opts["device"])
+    dtype = opts["dtype"]
+    if dtype == "auto":
+        dtype = "float64" if len(model.input_shape) == 1 else "float32"
+    model = model.to(device=device, dtype=getattr(torch, dtype)).eval()
+    oracle = default_oracle(dataset_record)
+    if opts["oracle_path"] is not None:
+        if oracle is not None:
+            raise ConfigError(
+                f"{dataset_record['name']} has an exact oracle; --oracle applies to images only"
+            )
+        oracle = ClassifierOracle(opts["oracle_path"], device)
+        oracle.check_compatible(model)
+    data = audit_data(dataset_record, data_dir=opts["data_dir"], download=opts["download"])
+    ctx = AuditContext(
+        model=model,
+        data=data,
+        oracle=oracle,
+        n=opts["n"],
+        seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        device=device,
+        progress=BarProgress(opts["progress"]),
+    )
+    torch.manual_seed(opts["seed"])
+    result = chosen.run(ctx, **options)
+    result.settings.update(
+        seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        device=str(device),
+        dtype=dtype,
+        dataset=data.name,
+        oracle=oracle.info() if oracle is not None else None,
+    )
+    for line in summary_lines(name, result.metrics):
+        click.echo(line)
+    if oracle is not None and not oracle.exact:
+        click.echo(f"  oracle: {oracle.description}")
+    if opts["out"] is not None:
+        from .reports.attack_files import write_attack_files
+
+        written = write_attack_files(
+            result, chosen.figures(result), model_record(opts["model_path"], model), opts["out"]
+        )
+        click.echo("wrote " + ", ".join(str(p) for p in written))
