@@ -75,3 +75,34 @@ def test_nccl_two_gpus(tmp_path) -> None:
     a, b = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     for key, value in a["model"].items():
         assert torch.equal(value, b["model"][key]), key
+
+
+def test_cuda_attacks_match_the_cpu(tmp_path) -> None:
+    """metamer, probe and foolbox PGD on CUDA: the same verdicts as on the CPU."""
+    from invaudit.attacks import AuditContext, SpheresOracle, run_attack
+    from invaudit.data.audit import audit_data
+
+    settings = TrainSettings(
+        dataset="spheres", arch="firevnet-fc", epochs=1, device="cuda", dim=10,
+        n_train=4000, n_test=600, lr=1e-3,
+    )  # fmt: skip
+    trainer = Trainer(settings, tmp_path / "a.pt")
+    trainer.fit()
+    info = trainer.splits.info
+    results = {}
+    for device in ("cuda", "cpu"):
+        model = trainer.model.to(device=device, dtype=torch.float64).eval()
+        ctx = AuditContext(
+            model=model, data=audit_data(info), oracle=SpheresOracle((1.0, 10.0)), n=300,
+            device=torch.device(device),
+        )  # fmt: skip
+        results[device] = {
+            "metamer": run_attack("metamer", ctx).metrics,
+            "pgd": run_attack("pgd-l2", ctx, epsilons=[0.5], random_start=False).metrics,
+        }
+    cuda, cpu = results["cuda"], results["cpu"]
+    assert cuda["metamer"]["logit_match_max_abs"] <= 1e-8
+    assert cuda["metamer"]["prediction_preserved"] == 1.0
+    assert cuda["metamer"]["invariance_success_rate"] == cpu["metamer"]["invariance_success_rate"]
+    assert cuda["pgd"]["clean_accuracy"] == cpu["pgd"]["clean_accuracy"]
+    assert abs(cuda["pgd"]["robust_accuracy"]["0.5"] - cpu["pgd"]["robust_accuracy"]["0.5"]) <= 0.02
