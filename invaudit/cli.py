@@ -16,6 +16,7 @@ import click
 import torch
 
 from . import __version__
+from .cli_options import download_option
 from .devices import resolve_device
 from .errors import ConfigError, InvauditError
 from .models import ARCHS, build, default_config
@@ -239,12 +240,7 @@ DEFAULT_ARCH = {
     help="Folder with MNIST/raw, FashionMNIST/raw or "
     "train/ and val/ class folders. Default: $INVAUDIT_DATA, else ~/.cache/invaudit/data.",
 )
-@click.option(
-    "--download/--no-download",
-    default=True,
-    show_default=True,
-    help="Download missing MNIST files through torchvision.",
-)
+@download_option
 @click.option(
     "--dim", type=click.IntRange(min=2), default=100, show_default=True, help="Spheres: dimension."
 )

@@ -12,6 +12,7 @@ import torch
 
 from .attacks import ATTACKS, AuditContext, Progress, check_attack, require_invertible
 from .attacks.oracle import ClassifierOracle, default_oracle, file_sha256
+from .cli_options import download_option
 from .data.audit import audit_data
 from .devices import resolve_device
 from .errors import ConfigError
@@ -126,12 +127,7 @@ def summary_lines(method: str, metrics: dict[str, Any]) -> list[str]:
     help="Folder with MNIST/raw or FashionMNIST/raw. Default: $INVAUDIT_DATA, "
     "else ~/.cache/invaudit/data.",
 )
-@click.option(
-    "--download/--no-download",
-    default=True,
-    show_default=True,
-    help="Download missing MNIST files through torchvision.",
-)
+@download_option
 @click.option(
     "--oracle",
     "oracle_path",

@@ -29,7 +29,7 @@ class OracleCNNConfig:
     """Two conv blocks (``width`` and ``2 * width`` channels, each 2x conv3x3-BN-ReLU
     then 2x2 max-pooling) and a ``hidden``-unit ReLU layer with dropout.
 
-    The defaults reach about 99.4 % MNIST test accuracy in 3 CPU epochs.
+    The defaults reached 99.22 % MNIST test accuracy in 3 CPU epochs (seed 0).
     """
 
     in_channels: int = 1
