@@ -70,6 +70,7 @@ def test_same_seed_same_metrics(spheres_ckpt, tmp_path) -> None:
         (["--method", "metamer", "--batch-size", "0"], "batch size must be at least 1"),
         (["--method", "metamer", "--probe-epochs", "3"], "metamer takes no option probe_epochs"),
         (["--method", "interpolate", "--steps", "1"], "steps must be an integer >= 2"),
+        (["--method", "metamer", "--examples", "-1"], "examples must be an integer >= 0"),
         (["--method", "metamer", "--oracle", "x.pt"], "exact oracle"),
         (["--method", "probe", "--option", "probe_lr=-1"], "probe_lr must be positive"),
     ],

@@ -230,3 +230,10 @@ def oracle_labels(ctx: AuditContext, x: torch.Tensor) -> torch.Tensor | None:
 def optional_share(mask: torch.Tensor | None) -> float | None:
     """:func:`share`, or None when the quantity needs an oracle that is absent."""
     return None if mask is None else share(mask)
+
+
+def check_count(method: str, name: str, value: object, minimum: int = 0) -> int:
+    """``value`` as an int >= ``minimum``, or a one-line :class:`ConfigError`."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
+        raise ConfigError(f"{method}: {name} must be an integer >= {minimum}, got {value!r}")
+    return value

@@ -14,11 +14,11 @@ from typing import TYPE_CHECKING
 import pandas as pd
 import torch
 
-from ..errors import ConfigError
 from .base import (
     Attack,
     AttackResult,
     AuditContext,
+    check_count,
     decode,
     encode,
     oracle_labels,
@@ -41,8 +41,8 @@ def run(ctx: AuditContext, *, steps: int = STEPS, examples: int = EXAMPLES) -> A
         steps: number of points on the path, ``t = 0, 1/(steps-1), ..., 1`` (at least 2).
         examples: how many paths to keep for the figure.
     """
-    if isinstance(steps, bool) or not isinstance(steps, int) or steps < 2:
-        raise ConfigError(f"interpolate: steps must be an integer >= 2, got {steps!r}")
+    check_count("interpolate", "steps", steps, minimum=2)
+    check_count("interpolate", "examples", examples)
     model = require_invertible(ctx.model, "model", "interpolate")
     x, y = ctx.test_examples()
     partner = pair_other_class(y, ctx.generator(salt=2))

@@ -18,6 +18,7 @@ from .base import (
     Attack,
     AttackResult,
     AuditContext,
+    check_count,
     decode,
     encode,
     optional_share,
@@ -40,6 +41,7 @@ def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
         examples: how many (logit source, metamer, nuisance source) triples to keep
             for the figure.
     """
+    check_count("metamer", "examples", examples)
     model = require_invertible(ctx.model, "model", "metamer")
     x, y = ctx.test_examples()
     partner = pair_other_class(y, ctx.generator(salt=1))
