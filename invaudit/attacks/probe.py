@@ -16,7 +16,15 @@ import torch
 
 from ..errors import ConfigError
 from ..training.probe import fit_probe
-from .base import Attack, AttackResult, AuditContext, dataset_tensors, encode, require_invertible
+from .base import (
+    Attack,
+    AttackResult,
+    AuditContext,
+    check_count,
+    dataset_tensors,
+    encode,
+    require_invertible,
+)
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -24,12 +32,6 @@ if TYPE_CHECKING:
 HIDDEN = 512
 EPOCHS = 10
 TRAIN_N = 60_000
-
-
-def _positive(name: str, value: object) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-        raise ConfigError(f"probe: {name} must be an integer >= 1, got {value!r}")
-    return value
 
 
 def run(
@@ -52,11 +54,11 @@ def run(
         probe_batch_size: the probes' minibatch size.
         probe_lr: the probes' Adam learning rate.
     """
-    _positive("probe_hidden", probe_hidden)
-    _positive("probe_epochs", probe_epochs)
-    _positive("probe_batch_size", probe_batch_size)
+    check_count("probe", "probe_hidden", probe_hidden, minimum=1)
+    check_count("probe", "probe_epochs", probe_epochs, minimum=1)
+    check_count("probe", "probe_batch_size", probe_batch_size, minimum=1)
     if train_n is not None:
-        _positive("train_n", train_n)
+        check_count("probe", "train_n", train_n, minimum=1)
     if isinstance(probe_lr, bool) or not isinstance(probe_lr, int | float) or not probe_lr > 0:
         raise ConfigError(f"probe: probe_lr must be positive, got {probe_lr!r}")
     model = require_invertible(ctx.model, "model", "probe")
