@@ -9,6 +9,17 @@ from pathlib import Path
 from typing import IO
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def default_mode(directory: bool = False) -> int:
+    """The permissions ``open``/``mkdir`` would give (mkstemp/mkdtemp give 0600/0700)."""
+    return (0o777 if directory else 0o666) & ~_umask()
+
+
 def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) -> None:
     """Call ``write(f)`` on a temporary file and move it to ``path`` only once complete.
 
@@ -23,6 +34,7 @@ def write_atomic(path: str | os.PathLike, write: Callable[[IO[bytes]], None]) ->
             write(f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, default_mode())
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)

@@ -381,3 +381,9 @@ def train(**opts: Any) -> None:
 from .cli_attack import attack  # noqa: E402  (a command of its own module, registered here)
 
 main.add_command(attack)
+
+from .cli_report import compare, gate, report  # noqa: E402
+
+main.add_command(report)
+main.add_command(compare)
+main.add_command(gate)

@@ -11,12 +11,9 @@ import click
 import torch
 
 from .attacks import ATTACKS, AuditContext, Progress, check_attack, require_invertible
-from .attacks.oracle import ClassifierOracle, default_oracle, file_sha256
+from .attacks.setup import model_record, prepare_audit, read_model
 from .cli_options import download_option
-from .data.audit import audit_data
-from .devices import resolve_device
 from .errors import ConfigError
-from .models.checkpoint import load_model
 
 
 class BarProgress(Progress):
@@ -73,16 +70,6 @@ def method_options(opts: dict[str, Any]) -> dict[str, Any]:
         key, value = _parse_option(pair)
         chosen[key] = value
     return chosen
-
-
-def model_record(path: str, model: torch.nn.Module) -> dict[str, Any]:
-    info = getattr(model, "checkpoint_info", None) or {}
-    return {
-        "path": str(path),
-        "sha256": file_sha256(path),
-        "arch": getattr(model, "arch", type(model).__name__),
-        "loss": info.get("loss"),
-    }
 
 
 def format_value(value: Any) -> str:
@@ -161,28 +148,24 @@ def attack(**opts: Any) -> None:
     before any work starts; with --out the files are written only at the end.
     """
     options = method_options(opts)
-    model = load_model(opts["model_path"])
-    dataset_record = (getattr(model, "checkpoint_info", None) or {}).get("dataset") or {}
+    loaded = read_model(opts["model_path"])
     name = opts["method"]
-    chosen = check_attack(name, dataset_record.get("name", "?"), options)
+    chosen = check_attack(name, loaded.dataset_name, options)
     if chosen.needs_invertible:
-        require_invertible(model, opts["model_path"], name)
+        require_invertible(loaded.model, opts["model_path"], name)
     if opts["out"] is not None and Path(opts["out"]).exists() and not Path(opts["out"]).is_dir():
         raise ConfigError(f"--out {opts['out']} exists and is not a folder")
-    device = resolve_device(opts["device"])
-    dtype = opts["dtype"]
-    if dtype == "auto":
-        dtype = "float64" if len(model.input_shape) == 1 else "float32"
-    model = model.to(device=device, dtype=getattr(torch, dtype)).eval()
-    oracle = default_oracle(dataset_record)
-    if opts["oracle_path"] is not None:
-        if oracle is not None:
-            raise ConfigError(
-                f"{dataset_record['name']} has an exact oracle; --oracle applies to images only"
-            )
-        oracle = ClassifierOracle(opts["oracle_path"], device)
-        oracle.check_compatible(model)
-    data = audit_data(dataset_record, data_dir=opts["data_dir"], download=opts["download"])
+    setup = prepare_audit(
+        loaded,
+        device=opts["device"],
+        dtype=opts["dtype"],
+        oracle_path=opts["oracle_path"],
+        data_dir=opts["data_dir"],
+        download=opts["download"],
+    )
+    model, data, oracle, device, dtype = (
+        setup.model, setup.data, setup.oracle, setup.device, setup.dtype
+    )
     ctx = AuditContext(
         model=model,
         data=data,

@@ -165,6 +165,9 @@ class Attack:
         datasets: the dataset names it applies to (None: all).
         needs_invertible: whether it needs F⁻¹ and the z_s / z_n split.
         summary: one line for ``--help`` and reports.
+        metrics: the names of the metrics ``run`` returns, declared so a CI gate
+            can reject a check on a metric that will never exist before any
+            attack runs (a test holds every entry to its actual output).
     """
 
     name: str
@@ -175,6 +178,7 @@ class Attack:
     summary: str
     datasets: tuple[str, ...] | None = None
     needs_invertible: bool = True
+    metrics: tuple[str, ...] = ()
 
 
 def no_figures(result: AttackResult) -> dict[str, Figure]:

@@ -147,4 +147,13 @@ ATTACK = Attack(
     options={"steps": STEPS, "examples": EXAMPLES},
     figures=figures,
     summary="walk z_n towards another class's with z_s fixed (Fig. 6)",
+    metrics=(
+        "n",
+        "steps",
+        "logit_drift_max_abs",
+        "decision_preserved_rate",
+        "oracle_flip_rate",
+        "mean_flip_t",
+        "endpoint_oracle_agrees_nuisance_source",
+    ),
 )

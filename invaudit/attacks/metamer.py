@@ -163,4 +163,17 @@ ATTACK = Attack(
     options={"examples": EXAMPLES},
     figures=figures,
     summary="logits of x with the nuisances of another class's x' (Fig. 4)",
+    metrics=(
+        "n",
+        "logit_match_max_abs",
+        "prediction_preserved",
+        "reconstruction_max_abs",
+        "oracle_agrees_logit_source",
+        "oracle_agrees_nuisance_source",
+        "invariance_success_rate",
+        "l2_to_logit_source",
+        "l2_to_nuisance_source",
+        "in_bounds_share",
+        "bounds_excursion_mean",
+    ),
 )

@@ -742,8 +742,17 @@ def figures(result: AttackResult) -> dict[str, Figure]:
     return out
 
 
+#: Every ε-attack reports these; the minimal-norm ones add :data:`_DISTANCE_METRICS`.
+_FIXED_METRICS = ("clean_accuracy", "robust_accuracy", "n")
+_DISTANCE_METRICS = ("median_distance", "median_distance_failures", "mean_distance")
+
+
 def _entry(
-    name: str, run: Callable[..., AttackResult], options: dict[str, Any], summary: str
+    name: str,
+    run: Callable[..., AttackResult],
+    options: dict[str, Any],
+    summary: str,
+    minimal_norm: bool = False,
 ) -> Attack:
     return Attack(
         name=name,
@@ -754,6 +763,7 @@ def _entry(
         summary=summary,
         datasets=None,
         needs_invertible=False,
+        metrics=_FIXED_METRICS + (_DISTANCE_METRICS if minimal_norm else ()),
     )
 
 
@@ -771,30 +781,33 @@ ATTACKS: tuple[Attack, ...] = (
         "pgd-linf",
         run_pgd_linf,
         dict(_PGD_OPTIONS),
-        "L∞ PGD (foolbox, 40 steps, random start): robust accuracy at each ε",
+        "L∞ PGD (foolbox, random start, 40 steps by default): robust accuracy at each ε",
     ),
     _entry(
         "pgd-l2",
         run_pgd_l2,
         dict(_PGD_OPTIONS),
-        "L2 PGD (foolbox, 40 steps, random start): robust accuracy at each ε",
+        "L2 PGD (foolbox, random start, 40 steps by default): robust accuracy at each ε",
     ),
     _entry(
         "deepfool-l2",
         run_deepfool_l2,
         dict(_DEEPFOOL_OPTIONS),
         "L2 DeepFool (foolbox): minimal L2 distance to the boundary, robust accuracy at ε",
+        minimal_norm=True,
     ),
     _entry(
         "deepfool-linf",
         run_deepfool_linf,
         dict(_DEEPFOOL_OPTIONS),
         "L∞ DeepFool (foolbox): minimal L∞ distance to the boundary, robust accuracy at ε",
+        minimal_norm=True,
     ),
     _entry(
         "cw-l2",
         run_cw_l2,
         {"epsilons": None, "steps": 100, "binary_search_steps": 9, "stepsize": None},
         "Carlini-Wagner L2 (foolbox): minimal L2 adversarial distance, robust accuracy at ε",
+        minimal_norm=True,
     ),
 )

@@ -545,6 +545,26 @@ def boundary_figures(result: AttackResult) -> dict[str, Figure]:
     return {"boundary": fig}
 
 
+_BOUNDARY_METRICS = (
+    "n",
+    "train_n",
+    "grid",
+    "logit_test_accuracy",
+    "probe_train_accuracy",
+    "probe_test_accuracy",
+    "metamer_radius",
+    "metamer_logit_match_max_abs",
+    *(
+        f"{plane}_plane_{name}_accuracy{suffix}"
+        for plane in _PLANES
+        for name in _CLASSIFIERS[:2]
+        for suffix in ("", "_annulus", "_balanced")
+    ),
+    "metamer_logit_decision",
+    "metamer_nuisance_decision",
+    "metamer_oracle_label",
+)
+
 ATTACKS: tuple[Attack, ...] = (
     Attack(
         name="misaligned",
@@ -556,6 +576,14 @@ ATTACKS: tuple[Attack, ...] = (
         "when inner points move out along x_d",
         datasets=("spheres",),
         needs_invertible=False,
+        metrics=(
+            "n",
+            "clean_accuracy",
+            "shifted_accuracy",
+            "moved_share",
+            "decision_unchanged_share",
+            "invariance_adversarial_share",
+        ),
     ),
     Attack(
         name="boundary",
@@ -567,5 +595,6 @@ ATTACKS: tuple[Attack, ...] = (
         "plane and a metamer plane",
         datasets=("spheres",),
         needs_invertible=True,
+        metrics=_BOUNDARY_METRICS,
     ),
 )

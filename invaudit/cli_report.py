@@ -1,0 +1,276 @@
+"""``invaudit report`` and ``invaudit gate``: audit suites, report folders, CI exit codes.
+
+Exit codes: 0 the report was written and every gate check passed; 1 a gate
+check failed (the report is still written); 2 bad input, found before any
+attack runs wherever it can be.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import click
+
+from .attacks.setup import AuditSetup, prepare_audit, read_model
+from .cli_attack import BarProgress, _parse_epsilons
+from .cli_options import download_option
+from .errors import ConfigError
+from .reports.folder import check_out_folder
+from .reports.gate import Check, evaluate, format_results, gate_exit_code, write_junit
+from .reports.gate_plan import read_checks, validate_plan
+from .reports.schema import check_report
+from .reports.suite import SUITE_NAMES, Suite, plan_suite
+
+
+def audit_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """The options every suite-running command shares (report, compare)."""
+    options = [
+        click.option(
+            "--suite",
+            type=click.Choice(SUITE_NAMES),
+            default="quick",
+            show_default=True,
+            help="quick: about 2 minutes for an MNIST model on 2 CPU cores; full: every "
+            "method at paper-table sizes.",
+        ),
+        click.option("--n", type=int, default=None, help="Cap every step's test examples."),
+        click.option("--seed", type=int, default=0, show_default=True),
+        click.option("--batch-size", type=int, default=256, show_default=True),
+        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, auto."),
+        click.option(
+            "--dtype",
+            type=click.Choice(["auto", "float32", "float64"]),
+            default="auto",
+            show_default=True,
+            help="auto: float64 for vector models, float32 for images.",
+        ),
+        click.option(
+            "--oracle",
+            "oracle_path",
+            default=None,
+            type=click.Path(dir_okay=False),
+            help="Reference classifier standing in for human judgement (images).",
+        ),
+        click.option(
+            "--epsilons",
+            default=None,
+            help="Replace every ε-attack's list, comma-separated (default: per dataset).",
+        ),
+        click.option(
+            "--data-dir",
+            default=None,
+            help="Folder with MNIST/raw or FashionMNIST/raw (default: $INVAUDIT_DATA, "
+            "else ~/.cache/invaudit/data).",
+        ),
+        download_option,
+        click.option("--progress/--no-progress", default=True, show_default=True),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def gate_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    options = [
+        click.option(
+            "--fail-if",
+            multiple=True,
+            metavar="'METHOD.METRIC OP VALUE'",
+            help="Exit 1 when this holds, e.g. 'probe.nuisance_accuracy > 0.5' (repeatable).",
+        ),
+        click.option(
+            "--policy",
+            default=None,
+            type=click.Path(dir_okay=False),
+            help="TOML file of checks (fail_if = [...] and/or [[check]] tables).",
+        ),
+        click.option(
+            "--junit",
+            default=None,
+            type=click.Path(dir_okay=False),
+            help="Write one JUnit test case per check here.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
+def echo_err(line: str) -> None:
+    click.echo(line, err=True)
+
+
+def echo_headline(record: dict[str, Any]) -> None:
+    """The report's headline table and its warnings, for the terminal."""
+    from .reports.render_md import headline_frame, title_text
+
+    click.echo(title_text(record))
+    click.echo(headline_frame(record).to_markdown(index=False, tablefmt="simple"))
+    for warning in record["warnings"]:
+        click.echo(f"warning: {warning['name']}: {warning['message']}")
+
+
+def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
+    """The checkpoint and the suite it gets, checked without touching data."""
+    loaded = read_model(path)
+    epsilons = _parse_epsilons(opts["epsilons"]) if opts["epsilons"] is not None else None
+    suite = plan_suite(
+        opts["suite"],
+        loaded.dataset_name,
+        invertible=loaded.invertible,
+        n=opts["n"],
+        epsilons=epsilons,
+    )
+    return loaded, suite
+
+
+def prepared(loaded: Any, opts: dict[str, Any]) -> AuditSetup:
+    return prepare_audit(
+        loaded,
+        device=opts["device"],
+        dtype=opts["dtype"],
+        oracle_path=opts["oracle_path"],
+        data_dir=opts["data_dir"],
+        download=opts["download"],
+    )
+
+
+def check_junit_path(junit: str | None) -> None:
+    if junit is not None and Path(junit).is_dir():
+        raise ConfigError(f"--junit {junit} is a folder; give a file name such as gate.xml")
+
+
+def apply_gate(
+    checks: Sequence[Check], report: dict[str, Any], junit: str | None, where: str
+) -> int:
+    """Evaluate ``checks`` on ``report``, print them, write JUnit; the exit code."""
+    if not checks:
+        return 0
+    results = evaluate(checks, report)
+    for line in format_results(results):
+        click.echo(line)
+    if junit is not None:
+        write_junit(results, junit, suite_name=f"invaudit gate: {where}")
+    code = gate_exit_code(results)
+    failed = sum(r.failed for r in results)
+    click.echo(f"gate: {len(results) - failed} passed, {failed} failed", err=code != 0)
+    return code
+
+
+@click.command()
+@click.option(
+    "--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Checkpoint."
+)
+@click.option(
+    "--out", required=True, type=click.Path(), help="Report folder (new, empty or a report)."
+)
+@audit_options
+@gate_options
+@click.pass_context
+def report(ctx: click.Context, **opts: Any) -> None:
+    """Audit one checkpoint with a suite and write report.json, .md, .html, CSVs and figures.
+
+    Invariance: metamers, interpolation, the nuisance probe (and Example 6 and
+    Fig. 3 for spheres).  Sensitivity: foolbox FGSM and PGD (L∞, L2) over the
+    dataset's ε list.  With --fail-if / --policy the command is a CI gate:
+    exit 1 when a check fails, 2 for bad input (before any attack runs).
+    """
+    from .reports.report_files import write_report
+    from .reports.runner import run_suite
+
+    checks = read_checks(opts["fail_if"], opts["policy"])
+    check_junit_path(opts["junit"])
+    loaded, suite = planned_audit(opts["model_path"], opts)
+    validate_plan(checks, suite, invertible=loaded.invertible)
+    check_out_folder(opts["out"])
+    setup = prepared(loaded, opts)
+    validate_plan(checks, suite, invertible=loaded.invertible, data=setup.data)
+    run = run_suite(
+        setup,
+        suite,
+        seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        progress=BarProgress(opts["progress"]),
+        log=echo_err if opts["progress"] else None,
+    )
+    folder = write_report(run, opts["out"])
+    echo_headline(run.report)
+    click.echo(f"wrote {folder / 'report.html'} (and report.json, report.md, CSVs, figures)")
+    ctx.exit(apply_gate(checks, run.report, opts["junit"], opts["model_path"]))
+
+
+@click.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.option(
+    "--out", required=True, type=click.Path(), help="Comparison folder (new, empty or earlier)."
+)
+@click.option(
+    "--label", "labels", multiple=True, help="A name per model, in order (default: file stems)."
+)
+@audit_options
+def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> None:
+    """Audit each checkpoint with the same suite and seed; tables and figures side by side.
+
+    Writes LABEL/report.* for every model, then compare.csv (every number with
+    its sample count), compare.md, compare.html and figures/compare-*.png
+    (Fig. 4 and Fig. 6 with the models next to each other).
+    """
+    from .reports.compare import labels_for
+    from .reports.report_files import write_comparison
+    from .reports.runner import run_suite
+
+    if len(models) < 2:
+        raise ConfigError(f"compare needs at least two checkpoints, got {len(models)}")
+    names = labels_for(models, labels)
+    planned = [planned_audit(path, opts) for path in models]
+    datasets = {loaded.dataset_name for loaded, _ in planned}
+    if len(datasets) > 1:
+        raise ConfigError(
+            f"compare needs models of one dataset, got {', '.join(sorted(datasets))}"
+        )
+    check_out_folder(opts["out"])
+    setups = [prepared(loaded, opts) for loaded, _ in planned]
+    runs = {}
+    for name, setup, (_, suite) in zip(names, setups, planned, strict=True):
+        if opts["progress"]:
+            echo_err(f"== {name} ({setup.path})")
+        runs[name] = run_suite(
+            setup,
+            suite,
+            seed=opts["seed"],
+            batch_size=opts["batch_size"],
+            progress=BarProgress(opts["progress"]),
+            log=echo_err if opts["progress"] else None,
+        )
+    tables = write_comparison(runs, opts["out"])
+    for title, frame in tables.items():
+        click.echo(title)
+        click.echo(frame.to_markdown(tablefmt="simple"))
+        click.echo("")
+    click.echo(f"wrote {Path(opts['out']) / 'compare.html'} (and compare.csv, compare.md, "
+               "figures, one report folder per model)")
+
+
+@click.command()
+@click.argument("report_path", metavar="REPORT.json", type=click.Path(dir_okay=False))
+@gate_options
+@click.pass_context
+def gate(ctx: click.Context, report_path: str, **opts: Any) -> None:
+    """Check an existing report.json against --fail-if / --policy (exit 0, 1 or 2)."""
+    checks = read_checks(opts["fail_if"], opts["policy"])
+    if not checks:
+        raise ConfigError("gate needs at least one --fail-if or a --policy")
+    check_junit_path(opts["junit"])
+    try:
+        text = Path(report_path).read_text()
+    except OSError as err:
+        raise ConfigError(f"cannot read {report_path}: {err.strerror}") from None
+    try:
+        record = check_report(json.loads(text), report_path)
+    except json.JSONDecodeError as err:
+        raise ConfigError(f"{report_path} is not JSON: {err.msg} (line {err.lineno})") from None
+    ctx.exit(apply_gate(checks, record, opts["junit"], report_path))
+

@@ -1,0 +1,253 @@
+"""CE vs iCE (or any set of models) side by side: Table 2's layout and Fig. 6's panels.
+
+Every model is audited with the same suite and seed, so the metamers and
+interpolations of all models start from the same test pairs and the figure
+compares like with like.  The tables hold strings ready to render; the CSV
+holds the raw numbers with their sample counts.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+import torch
+
+from ..errors import ConfigError
+from .render_md import fmt_percent, fmt_value
+from .runner import SuiteRun
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
+
+COMPARE_SCHEMA = "invaudit.compare"
+#: Columns per model in the side-by-side figures (they get wide quickly).
+FIGURE_EXAMPLES = 4
+TABLE2 = "Table 2 layout: % error of the logit classifier and of a fresh nuisance probe"
+AUDIT = "Invariance and sensitivity, side by side"
+
+
+def labels_for(paths: Sequence[str], given: Sequence[str]) -> list[str]:
+    """One short, unique, file-system-safe label per model (``--label`` or the file stem)."""
+    if given and len(given) != len(paths):
+        raise ConfigError(f"--label given {len(given)} times for {len(paths)} models")
+    labels = list(given) or [re.sub(r"\.(pt|pth|ckpt)$", "", str(p).split("/")[-1]) for p in paths]
+    for label in labels:
+        if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", label):
+            raise ConfigError(
+                f"label {label!r}: use letters, digits and _ . + - (it names a folder)"
+            )
+    if len(set(labels)) != len(labels):
+        raise ConfigError(f"labels must differ, got {', '.join(labels)} (set --label)")
+    return labels
+
+
+def _metric(report: Mapping[str, Any], method: str, name: str) -> Any:
+    record = report["attacks"].get(method)
+    return None if record is None else record["metrics"].get(name)
+
+
+def _n(report: Mapping[str, Any], method: str) -> int | None:
+    record = report["attacks"].get(method)
+    return None if record is None else record.get("n")
+
+
+def long_table(reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
+    """Every compared number, one row each: model, quantity, readout, value, n."""
+    rows = []
+    for label, report in reports.items():
+        def add(quantity: str, readout: str, value: Any, n: Any, _label: str = label) -> None:
+            rows.append(
+                {"model": _label, "quantity": quantity, "readout": readout, "value": value, "n": n}
+            )
+
+        probe_n = _n(report, "probe")
+        train_n = _metric(report, "probe", "n_train")
+        add("test_error", "logit", _metric(report, "probe", "decision_test_error"), probe_n)
+        add("train_error", "logit", _metric(report, "probe", "decision_train_error"), train_n)
+        add("test_error", "nuisance", _metric(report, "probe", "nuisance_error"), probe_n)
+        add("train_error", "nuisance", _metric(report, "probe", "nuisance_train_error"), train_n)
+        add("mi_lower_bound_bits", "logit",
+            _metric(report, "probe", "mi_lower_bound_bits_logit"), probe_n)
+        add("mi_lower_bound_bits", "nuisance",
+            _metric(report, "probe", "mi_lower_bound_bits_nuisance"), probe_n)
+        model = report["model"]
+        add("clean_accuracy", "decision", model["clean_accuracy"], model["clean_accuracy_n"])
+        for name in ("invariance_success_rate", "oracle_agrees_nuisance_source"):
+            add(f"metamer.{name}", "decision", _metric(report, "metamer", name),
+                _n(report, "metamer"))
+        add("interpolate.oracle_flip_rate", "decision",
+            _metric(report, "interpolate", "oracle_flip_rate"), _n(report, "interpolate"))
+        for method, record in report["attacks"].items():
+            curve = record["metrics"].get("robust_accuracy")
+            if isinstance(curve, Mapping):
+                for eps in sorted(curve, key=float):
+                    add(f"{method}.robust_accuracy[{eps}]", "decision", curve[eps], record["n"])
+        add("warnings", "report", len(report["warnings"]), None)
+    return pd.DataFrame(rows, columns=["model", "quantity", "readout", "value", "n"])
+
+
+def _cell(quantity: str, value: Any) -> str:
+    if quantity.startswith("mi_") or quantity == "warnings":
+        return fmt_value(value)
+    return fmt_percent(value)
+
+
+def display_tables(long: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The two tables ``compare`` prints: Table 2's layout and the audit side by side."""
+    labels = list(dict.fromkeys(long["model"]))
+    table2 = long[long["quantity"].isin(["test_error", "train_error", "mi_lower_bound_bits"])]
+    rows = {"test_error": "% test error", "train_error": "% train error",
+            "mi_lower_bound_bits": "I(y; ·) lower bound, bits"}
+    first = pd.DataFrame(
+        {
+            f"{label} {readout}": [
+                _cell(q, table2[(table2.model == label) & (table2.readout == readout)
+                                & (table2.quantity == q)]["value"].iloc[0])
+                for q in rows
+            ]
+            for label in labels
+            for readout in ("logit", "nuisance")
+        },
+        index=pd.Index(list(rows.values()), name="quantity"),
+    )
+    rest = long[~long.index.isin(table2.index)]
+    quantities = list(dict.fromkeys(rest["quantity"]))
+    second = pd.DataFrame(
+        {
+            label: [
+                _cell(q, _first(rest[(rest.model == label) & (rest.quantity == q)]["value"]))
+                for q in quantities
+            ]
+            for label in labels
+        },
+        index=pd.Index(quantities, name="quantity"),
+    )
+    return {TABLE2: first, AUDIT: second}
+
+
+def _first(values: pd.Series) -> Any:
+    return values.iloc[0] if len(values) else None
+
+
+def comparison_notes(reports: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """What a reader needs to weigh the tables: the models, the oracle, sample sizes."""
+    notes = []
+    for label, report in reports.items():
+        m = report["model"]
+        notes.append(
+            f"{label}: {m['arch']}, loss {m['loss']}, {m['parameters']} parameters, "
+            f"sha256 {m['sha256'][:12]}, report in {label}/report.html"
+        )
+    first = next(iter(reports.values()))
+    notes.append(
+        "Logit = the model's own decision argmax z_s; nuisance = a fresh MLP probe on the "
+        "frozen z_n (the paper's Table 2 columns)."
+    )
+    oracle = first.get("oracle")
+    if oracle is None:
+        notes.append("No oracle: metamer and interpolation oracle rates are n/a (use --oracle).")
+    else:
+        notes.append(f"Oracle: {oracle.get('description')}")
+    notes.append(
+        f"Suite {first['suite']['name']}, seed {first['suite']['seed']}; each rate's sample "
+        "count is in compare.csv (column n)."
+    )
+    return notes
+
+
+def _side_by_side_rows(
+    runs: Mapping[str, SuiteRun], method: str, keys: Sequence[str]
+) -> tuple[list[torch.Tensor], list[str]] | None:
+    rows: list[list[torch.Tensor]] = [[] for _ in keys]
+    titles: list[str] = []
+    for label, run in runs.items():
+        result = run.results.get(method)
+        if result is None:
+            return None
+        ex = result.examples
+        k = min(FIGURE_EXAMPLES, len(ex["label"]))
+        for r, key in enumerate(keys):
+            rows[r].extend(ex[key][:k])
+        titles += [f"{label}: {int(a)}→{int(b)}"
+                   for a, b in zip(ex["label"][:k], ex["nuisance_label"][:k], strict=True)]
+    return [torch.stack(r) for r in rows], titles
+
+
+def comparison_figures(runs: Mapping[str, SuiteRun]) -> dict[str, Figure]:
+    """Fig. 4 and Fig. 6 with the models' columns side by side (images), radii (vectors)."""
+    from .figures import image_grid_figure
+
+    first = next(iter(runs.values()))
+    metamer = first.results.get("metamer")
+    if metamer is None:
+        return {}
+    if metamer.examples["metamer"].dim() != 4:
+        return {"compare-metamer_radii": _radii_figure(runs)}
+    figures = {}
+    met = _side_by_side_rows(runs, "metamer", ("logit_source", "metamer", "nuisance_source"))
+    if met is not None:
+        figures["compare-metamer"] = image_grid_figure(
+            met[0], ["logit source", "metamer", "nuisance source"], column_titles=met[1],
+            title="Metamers side by side: z_s from the top row, z_n from the bottom row",
+        )
+    interp = first.results.get("interpolate")
+    if interp is not None:
+        steps = interp.examples["paths"].shape[1]
+        keys = [f"_path{k}" for k in range(steps)] + ["nuisance_source"]
+        for run in runs.values():  # expose each path step under a key of its own
+            ex = run.results["interpolate"].examples
+            for k in range(steps):
+                ex.setdefault(f"_path{k}", ex["paths"][:, k])
+        rows = _side_by_side_rows(runs, "interpolate", keys)
+        if rows is not None:
+            ts = interp.examples["t"].tolist()
+            figures["compare-interpolate"] = image_grid_figure(
+                rows[0], [f"t={t:.2f}" for t in ts] + ["target x'"], column_titles=rows[1],
+                title="Fig. 6 side by side: z_s fixed, z_n interpolated towards the bottom row",
+            )
+    return figures
+
+
+def _radii_figure(runs: Mapping[str, SuiteRun]) -> Figure:
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(3.2 * len(runs), 2.8), dpi=150)
+    axes = fig.subplots(1, len(runs), squeeze=False)[0]
+    for ax, (label, run) in zip(axes, runs.items(), strict=True):
+        ex = run.results["metamer"].examples
+        src, met = ex["source_norm"].numpy(), ex["metamer_norm"].numpy()
+        ax.hist(src, bins=40, alpha=0.5, label="inputs")
+        ax.hist(met, bins=40, alpha=0.5, label="metamers")
+        ax.set_xscale("symlog")
+        ax.set_title(label)
+        ax.set_xlabel("radius ‖x‖")
+    axes[0].set_ylabel("count")
+    axes[0].legend(frameon=False, fontsize="small")
+    fig.suptitle("Radii of inputs and their logit metamers, per model")
+    fig.tight_layout()
+    return fig
+
+
+def comparison_record(runs: Mapping[str, SuiteRun], long: pd.DataFrame) -> dict[str, Any]:
+    """``compare.json``: which reports were compared and every compared number."""
+    from .attack_files import json_safe
+
+    return json_safe(
+        {
+            "schema": COMPARE_SCHEMA,
+            "schema_version": 1,
+            "models": [
+                {
+                    "label": label,
+                    "path": run.report["model"]["path"],
+                    "sha256": run.report["model"]["sha256"],
+                    "report": f"{label}/report.json",
+                }
+                for label, run in runs.items()
+            ],
+            "rows": long.astype(object).where(long.notna(), None).to_dict(orient="records"),
+        }
+    )

@@ -1,0 +1,65 @@
+"""Gate checks validated against a planned suite, before any attack runs.
+
+A typo in ``--fail-if`` must cost the user one second, not the ten minutes
+of the audit it gates: method and metric names come from the attacks'
+declarations (:attr:`Attack.metrics`), and the ε keys of ``robust_accuracy``
+from the ε lists the suite will use.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+
+from ..attacks import ATTACKS
+from ..attacks.perturbation import default_epsilons, eps_label
+from ..data.audit import AuditData
+from ..errors import ConfigError
+from .gate import Check, load_policy, parse_check, validate
+from .suite import Suite, planned_metrics
+
+
+def read_checks(fail_if: Sequence[str], policy: str | os.PathLike | None) -> list[Check]:
+    """The ``--fail-if`` expressions and the ``--policy`` file's checks, parsed."""
+    checks = [parse_check(expression) for expression in fail_if]
+    if policy is not None:
+        checks += load_policy(policy)
+    return checks
+
+
+def _norm(method: str) -> str | None:
+    """The threat model of an ε-attack, read off its registered name."""
+    if method == "fgsm" or method.endswith("-linf"):
+        return "linf"
+    return "l2" if method.endswith("-l2") else None
+
+
+def planned_epsilons(suite: Suite, data: AuditData) -> dict[str, set[str]]:
+    """For each ε-attack of ``suite``: the ``robust_accuracy`` keys its report will hold."""
+    keys = {}
+    for step in suite.steps:
+        norm = _norm(step.method)
+        if ATTACKS[step.method].kind != "sensitivity" or norm is None:
+            continue
+        epsilons = step.options.get("epsilons") or default_epsilons(data, norm)
+        keys[step.method] = {eps_label(float(e)) for e in epsilons}
+    return keys
+
+
+def validate_plan(
+    checks: Sequence[Check], suite: Suite, *, invertible: bool, data: AuditData | None = None
+) -> None:
+    """Raise a one-line ConfigError for a check the planned report cannot answer."""
+    validate(checks, planned_metrics(suite, invertible=invertible))
+    if data is None:
+        return
+    epsilons = planned_epsilons(suite, data)
+    for check in checks:
+        if check.key is None or check.metric != "robust_accuracy":
+            continue
+        known = epsilons.get(check.method)
+        if known is not None and check.key not in known:
+            raise ConfigError(
+                f"--fail-if {check.expression!r}: {check.method} will attack at ε "
+                f"{', '.join(sorted(known, key=float))}, not {check.key} (set --epsilons)"
+            )

@@ -1,0 +1,366 @@
+"""Render a ``report.json`` dict (schema 1) and comparison tables as Markdown.
+
+The Markdown has to read well twice: as plain text in a terminal and rendered
+as a GitHub Actions job summary.  Pipe tables do both, so every table goes
+through :meth:`pandas.DataFrame.to_markdown`.  The verdict a reader wants
+comes first (the headline table), the detail after it.
+
+The helpers that decide *what* a report says (which quantities make the
+headline, how a value, a rate or a null is written, how metrics, settings,
+environment and timing flatten into rows) live here and are shared with
+:mod:`invaudit.reports.render_html`, so both formats always agree.  Callers
+validate the dict with :func:`invaudit.reports.schema.check_report` first;
+the renderers read it with ``.get`` so that optional sections (no oracle, a
+model that is not invertible) simply show as ``n/a``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping
+from typing import Any
+from urllib.parse import quote
+
+import pandas as pd
+
+from .schema import ci95_halfwidth
+
+NA = "n/a"
+
+# How a headline quantity is written.  RATE: a share of the attack's ``n``
+# samples, so a percentage with n and the 95 % half-width.  SHARE: a
+# percentage over something other than those samples (the boundary grid), so
+# neither n nor a half-width applies.  NUMBER and BITS: not shares at all.
+RATE, SHARE, NUMBER, BITS = "rate", "share", "number", "bits"
+
+HeadlineSpec = tuple[str, str, str]  # (metric, label, how it is written)
+
+_ROBUST: tuple[HeadlineSpec, ...] = (("robust_accuracy", "robust accuracy @ ε={key}", RATE),)
+_MINIMAL_NORM: tuple[HeadlineSpec, ...] = _ROBUST + (
+    ("median_distance", "median distance", NUMBER),
+)
+
+# The quantities that make the headline table, per attack and in this order.
+# A map-valued metric (``robust_accuracy``) gives one row per key; its label
+# holds ``{key}``.  Attacks not listed here still get their own section.
+HEADLINE: dict[str, tuple[HeadlineSpec, ...]] = {
+    "metamer": (
+        ("invariance_success_rate", "invariance success", RATE),
+        ("oracle_agrees_nuisance_source", "oracle agrees with nuisance source", RATE),
+        ("prediction_preserved", "prediction preserved", RATE),
+    ),
+    "interpolate": (
+        ("decision_preserved_rate", "decision preserved", RATE),
+        ("oracle_flip_rate", "oracle flips", RATE),
+    ),
+    "probe": (
+        ("nuisance_error", "nuisance error", RATE),
+        ("logit_error", "logit error", RATE),
+        ("mi_lower_bound_bits_nuisance", "I(z_n; y) lower bound", BITS),
+    ),
+    "misaligned": (("invariance_adversarial_share", "invariance-adversarial share", RATE),),
+    # D's agreement with the exact oracle in the plane through x and its
+    # metamer, balanced over the two classes (chance 50 %): low means D is
+    # invariant along a direction that changes the true class.
+    "boundary": (
+        ("metamer_plane_logit_accuracy_balanced", "D agrees with oracle, metamer plane", SHARE),
+    ),
+    "fgsm": _ROBUST,
+    "pgd-linf": _ROBUST,
+    "pgd-l2": _ROBUST,
+    "deepfool-l2": _MINIMAL_NORM,
+    "deepfool-linf": _MINIMAL_NORM,
+    "cw-l2": _MINIMAL_NORM,
+}
+
+HEADLINE_COLUMNS = ("check", "value", "n", "±95%")
+
+
+def fmt_value(value: Any) -> str:
+    """``value`` as a table cell: null as ``n/a``, floats to 4 significant digits."""
+    if value is None:
+        return NA
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.4g}"
+    if isinstance(value, str):
+        return value
+    return json.dumps(value, ensure_ascii=False, default=str)
+
+
+def fmt_percent(value: Any) -> str:
+    """A fraction in [0, 1] as a percentage; one decimal unless that would show 0.0."""
+    if not isinstance(value, int | float) or isinstance(value, bool):
+        return fmt_value(value)
+    if not math.isfinite(value):
+        return NA
+    percent = 100 * value
+    if percent != 0 and abs(percent) < 0.05:
+        return f"{percent:.2g}%"
+    return f"{percent:.1f}%"
+
+
+def _ordered_keys(mapping: Mapping[str, Any]) -> list[str]:
+    """Numeric keys (epsilons) in numeric order; anything else as written."""
+    keys = [str(k) for k in mapping]
+    try:
+        return sorted(keys, key=float)
+    except ValueError:
+        return keys
+
+
+def _headline_cell(
+    label: str, value: Any, style: str, n: Any, ci: float | None
+) -> tuple[str, str, str, str]:
+    if style in (RATE, SHARE):
+        text = fmt_percent(value)
+    elif style == BITS and value is not None:
+        text = f"{fmt_value(value)} bits"
+    else:
+        text = fmt_value(value)
+    shown_n = "" if style == SHARE or n is None else fmt_value(n)
+    shown_ci = f"±{fmt_percent(ci)}" if style == RATE and value is not None and ci else ""
+    return (label, text, shown_n, shown_ci)
+
+
+def _invertibility_cell(inv: Mapping[str, Any] | None) -> tuple[str, str, str, str]:
+    if not inv:
+        return ("invertibility max error", f"{NA} (not invertible)", "", "")
+    error, tolerance = inv.get("max_abs_error"), inv.get("tolerance")
+    verdict = "pass" if inv.get("passed") else "FAIL"
+    bound = "" if tolerance is None else f", tolerance {fmt_value(tolerance)}"
+    text = f"{fmt_value(error)} ({verdict}{bound})"
+    n = inv.get("n")
+    return ("invertibility max error", text, "" if n is None else fmt_value(n), "")
+
+
+def headline_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
+    """The headline table as ``(check, value, n, ±95%)`` strings, in reading order."""
+    model = report.get("model") or {}
+    clean_n = model.get("clean_accuracy_n")
+    rows = [
+        _headline_cell(
+            "clean accuracy", model.get("clean_accuracy"), RATE, clean_n, ci95_halfwidth(clean_n)
+        ),
+        _invertibility_cell(report.get("invertibility")),
+    ]
+    for method, record in (report.get("attacks") or {}).items():
+        metrics = record.get("metrics") or {}
+        n, ci = record.get("n"), record.get("ci95_halfwidth")
+        for metric, label, style in HEADLINE.get(method, ()):
+            value = metrics.get(metric)
+            if isinstance(value, Mapping):
+                for key in _ordered_keys(value):
+                    name = f"{method} {label.format(key=key)}"
+                    rows.append(_headline_cell(name, value[key], style, n, ci))
+            else:
+                name = f"{method} {label.format(key='?')}"
+                rows.append(_headline_cell(name, value, style, n, ci))
+    rows.append(("warnings", str(len(report.get("warnings") or [])), "", ""))
+    return rows
+
+
+def headline_frame(report: Mapping[str, Any]) -> pd.DataFrame:
+    """:func:`headline_rows` as a DataFrame with :data:`HEADLINE_COLUMNS`."""
+    return pd.DataFrame(headline_rows(report), columns=list(HEADLINE_COLUMNS))
+
+
+def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
+    """Map-valued entries as one row per key, named the way gate paths read them."""
+    if isinstance(value, Mapping):
+        for key in _ordered_keys(value):
+            yield from _flatten(f"{prefix}[{key}]", value[key])
+    else:
+        yield prefix, value
+
+
+def metrics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
+    """Every metric as measured, map-valued ones as ``name[key]`` rows."""
+    rows = [
+        (name, fmt_value(value))
+        for metric, raw in metrics.items()
+        for name, value in _flatten(str(metric), raw)
+    ]
+    return pd.DataFrame(rows, columns=["metric", "value"])
+
+
+def settings_text(settings: Mapping[str, Any]) -> str:
+    """Settings on one line, ``key=value`` separated by ``; ``."""
+    if not settings:
+        return "none"
+    return "; ".join(f"{key}={fmt_value(value)}" for key, value in settings.items())
+
+
+def model_frame(report: Mapping[str, Any]) -> pd.DataFrame:
+    """What was audited and how: model, suite and oracle as ``item | value`` rows."""
+    model, suite = report.get("model") or {}, report.get("suite") or {}
+    oracle = report.get("oracle")
+    rows = [(f"model {key}", fmt_value(value)) for key, value in model.items()]
+    rows += [(f"suite {key}", fmt_value(value)) for key, value in suite.items()]
+    if oracle:
+        rows += [(f"oracle {key}", fmt_value(value)) for key, value in oracle.items()]
+    else:
+        rows.append(("oracle", "none"))
+    rows.append(("created", fmt_value(report.get("created"))))
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def environment_frame(environment: Mapping[str, Any] | None) -> pd.DataFrame:
+    rows = [(str(key), fmt_value(value)) for key, value in (environment or {}).items()]
+    return pd.DataFrame(rows, columns=["item", "value"])
+
+
+def timing_frame(timing: Mapping[str, Any] | None) -> pd.DataFrame:
+    """Seconds per step; the per-attack map becomes one ``attack NAME`` row each."""
+    rows: list[tuple[str, str]] = []
+    for key, value in (timing or {}).items():
+        if isinstance(value, Mapping):
+            rows += [(f"attack {name}", _seconds(v)) for name, v in value.items()]
+        else:
+            rows.append((str(key).removesuffix("_seconds").replace("_", " "), _seconds(value)))
+    return pd.DataFrame(rows, columns=["step", "seconds"])
+
+
+def _seconds(value: Any) -> str:
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return f"{value:.1f}"
+    return fmt_value(value)
+
+
+def title_text(report: Mapping[str, Any]) -> str:
+    """``invaudit report: ARCH, loss LOSS, DATASET (FILE)``."""
+    model = report.get("model") or {}
+    path = model.get("path")
+    file_name = os.path.basename(str(path)) if path else NA
+    return (
+        f"invaudit report: {fmt_value(model.get('arch'))}, loss {fmt_value(model.get('loss'))}, "
+        f"{fmt_value(model.get('dataset'))} ({file_name})"
+    )
+
+
+def warning_items(report: Mapping[str, Any]) -> list[tuple[str, str, str]]:
+    """``(name, method or "", message)`` per warning."""
+    return [
+        (fmt_value(w.get("name")), w.get("method") or "", fmt_value(w.get("message")))
+        for w in report.get("warnings") or []
+    ]
+
+
+def attack_caption(record: Mapping[str, Any]) -> str:
+    """``KIND: summary`` for the line under an attack's heading."""
+    return f"{fmt_value(record.get('kind'))}: {fmt_value(record.get('summary'))}"
+
+
+def _label(value: Any) -> str:
+    # A MultiIndex gives tuples; "a / b" reads better than "('a', 'b')".
+    return " / ".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def text_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """``frame`` with every value, label and index entry as text, missing ones as ``n/a``.
+
+    Values are otherwise kept as given: comparison tables arrive formatted by
+    their caller, and numbers are not rounded again here.
+    """
+    return pd.DataFrame(
+        [[NA if _missing(v) else str(v) for v in row] for row in frame.itertuples(index=False)],
+        columns=[_label(c) for c in frame.columns],
+        index=pd.Index([_label(i) for i in frame.index], name=_index_name(frame.index)),
+    )
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _index_name(index: pd.Index) -> str | None:
+    names = [n for n in index.names if n is not None]
+    return " / ".join(map(str, names)) if names else None
+
+
+# --- Markdown proper -------------------------------------------------------------------
+
+
+def _md_text(text: str) -> str:
+    """One line of user text that cannot break a pipe table or open an HTML tag on GitHub."""
+    return " ".join(str(text).split()).replace("|", "\\|").replace("<", "\\<")
+
+
+def _md_code(text: str) -> str:
+    # Backslash escapes are literal inside a code span, so only keep it one span.
+    return "`" + " ".join(str(text).split()).replace("`", "'") + "`"
+
+
+def _md_table(frame: pd.DataFrame, *, index: bool = False) -> str:
+    """A pipe table; values are written as given (no number parsing by tabulate)."""
+    if len(frame.columns) == 0:
+        return "_(empty table)_"
+    cells = text_frame(frame)
+    clean = pd.DataFrame(
+        [[_md_text(v) for v in row] for row in cells.itertuples(index=False)],
+        columns=[_md_text(c) for c in cells.columns],
+        index=pd.Index(
+            [_md_text(i) for i in cells.index],
+            name=None if cells.index.name is None else _md_text(cells.index.name),
+        ),
+    )
+    return clean.to_markdown(index=index, disable_numparse=True)
+
+
+def _md_link(path: str) -> str:
+    # Percent-encoding keeps a path with spaces or brackets a valid relative link.
+    return f"[{_md_text(path)}]({quote(str(path))})"
+
+
+def _md_attack(method: str, record: Mapping[str, Any]) -> list[str]:
+    lines = [
+        f"## Attack: {_md_text(method)}",
+        "",
+        f"_{_md_text(attack_caption(record))}_",
+        "",
+        _md_table(metrics_frame(record.get("metrics") or {})),
+        "",
+        f"Settings: {_md_code(settings_text(record.get('settings') or {}))}",
+        "",
+    ]
+    files = ([record["records"]] if record.get("records") else []) + list(
+        record.get("figures") or []
+    )
+    if files:
+        lines += ["Files: " + " · ".join(_md_link(f) for f in files), ""]
+    return lines
+
+
+def report_markdown(report: dict) -> str:
+    """The report as Markdown: title, headline table, warnings, attacks, model, environment,
+    timing.  File links are relative, so the text works saved beside ``report.json``."""
+    lines = [f"# {_md_text(title_text(report))}", "", "## Headline", ""]
+    lines += [_md_table(headline_frame(report)), "", "## Warnings", ""]
+    warnings = warning_items(report)
+    if not warnings:
+        lines.append("none")
+    for name, method, message in warnings:
+        where = f" ({_md_text(method)})" if method else ""
+        lines.append(f"- **{_md_text(name)}**{where}: {_md_text(message)}")
+    lines.append("")
+    for method, record in (report.get("attacks") or {}).items():
+        lines += _md_attack(str(method), record)
+    lines += ["## Model", "", _md_table(model_frame(report)), ""]
+    lines += ["## Environment", "", _md_table(environment_frame(report.get("environment"))), ""]
+    lines += ["## Timing", "", _md_table(timing_frame(report.get("timing"))), ""]
+    return "\n".join(lines)
+
+
+def compare_markdown(title: str, tables: dict[str, pd.DataFrame], notes: list[str]) -> str:
+    """Comparison tables, each under its own heading with its index shown, then the notes."""
+    lines = [f"# {_md_text(title)}", ""]
+    for name, frame in tables.items():
+        lines += [f"## {_md_text(name)}", "", _md_table(frame, index=True), ""]
+    if notes:
+        lines += ["## Notes", ""] + [f"- {_md_text(note)}" for note in notes] + [""]
+    return "\n".join(lines)

@@ -1,0 +1,148 @@
+"""The audit suites: which attacks a report runs, on how many examples, with what options.
+
+``quick`` is sized to finish within two minutes on two CPU cores for the
+CPU-default MNIST fiRevNet (the cost of each step is in ``docs/reports.md``);
+``full`` runs every method at the sizes a paper table needs.  Both cover the
+two sides of the paper's Fig. 2: invariance (metamers, interpolation, the
+nuisance probe, and for spheres Example 6 and Fig. 3) and sensitivity (foolbox
+ε-attacks over the dataset's ε list).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..attacks import ATTACKS, check_attack
+from ..errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Step:
+    """One attack of a suite: its name, its option overrides and its example budget."""
+
+    method: str
+    options: dict[str, Any] = field(default_factory=dict)
+    n: int | None = None
+
+
+@dataclass(frozen=True)
+class Suite:
+    """A planned audit.
+
+    Attributes:
+        name: ``quick`` or ``full``.
+        steps: the attacks in the order they run.
+        accuracy_n: test examples behind the clean accuracy (None: the whole split).
+        invertibility_n: test examples round-tripped through ``F⁻¹(F(x))``.
+    """
+
+    name: str
+    steps: tuple[Step, ...]
+    accuracy_n: int | None = None
+    invertibility_n: int = 256
+
+    @property
+    def methods(self) -> list[str]:
+        return [s.method for s in self.steps]
+
+
+SUITE_NAMES = ("quick", "full")
+
+# Per suite: (method, options, n).  Spheres-only methods are dropped for images.
+_QUICK: tuple[tuple[str, dict[str, Any], int | None], ...] = (
+    ("metamer", {}, 512),
+    ("interpolate", {}, 400),
+    ("probe", {"train_n": 10_000, "probe_epochs": 3}, 2_000),
+    ("misaligned", {}, 2_000),
+    ("boundary", {"grid": 41, "train_n": 10_000, "probe_epochs": 3}, 1_000),
+    ("fgsm", {}, 512),
+    ("pgd-linf", {"steps": 10}, 256),
+    ("pgd-l2", {"steps": 10}, 256),
+)
+_FULL: tuple[tuple[str, dict[str, Any], int | None], ...] = (
+    ("metamer", {}, None),
+    ("interpolate", {}, 1_000),
+    ("probe", {}, None),
+    ("misaligned", {}, None),
+    ("boundary", {}, 2_000),
+    ("fgsm", {}, 1_000),
+    ("pgd-linf", {}, 1_000),
+    ("pgd-l2", {}, 1_000),
+    ("deepfool-l2", {}, 1_000),
+    ("cw-l2", {"steps": 50}, 200),
+)
+_PLANS = {"quick": (_QUICK, 1_000, 256), "full": (_FULL, None, 1_024)}
+
+
+def plan_suite(
+    name: str,
+    dataset: str,
+    *,
+    invertible: bool = True,
+    n: int | None = None,
+    epsilons: list[float] | None = None,
+) -> Suite:
+    """The suite ``name`` for a model trained on ``dataset``.
+
+    Args:
+        invertible: False drops the methods that need F⁻¹ (a plain classifier
+            still gets its ε-attacks and clean accuracy).
+        n: caps every step's examples (and the clean accuracy's) at ``n``.
+        epsilons: replaces the dataset's default ε list of every ε-attack.
+    """
+    if name not in _PLANS:
+        raise ConfigError(f"unknown suite {name!r}; expected one of {', '.join(SUITE_NAMES)}")
+    if n is not None and n < 1:
+        raise ConfigError(f"--n must be at least 1, got {n}")
+    plan, accuracy_n, invertibility_n = _PLANS[name]
+    steps = []
+    for method, options, budget in plan:
+        attack = ATTACKS[method]
+        if attack.datasets is not None and dataset not in attack.datasets:
+            continue
+        if attack.needs_invertible and not invertible:
+            continue
+        options = dict(options)
+        if epsilons is not None and "epsilons" in attack.options:
+            options["epsilons"] = list(epsilons)
+        check_attack(method, dataset, options)
+        steps.append(Step(method, options, _cap(budget, n)))
+    return Suite(
+        name=name,
+        steps=tuple(steps),
+        accuracy_n=_cap(accuracy_n, n),
+        invertibility_n=min(invertibility_n, n) if n is not None else invertibility_n,
+    )
+
+
+def _cap(budget: int | None, n: int | None) -> int | None:
+    if n is None:
+        return budget
+    return n if budget is None else min(budget, n)
+
+
+#: Sections of a report a gate check may read besides the attacks.
+MODEL_FIELDS = (
+    "path",
+    "sha256",
+    "arch",
+    "loss",
+    "dataset",
+    "input_shape",
+    "num_classes",
+    "parameters",
+    "invertible",
+    "clean_accuracy",
+    "clean_accuracy_n",
+)
+INVERTIBILITY_FIELDS = ("n", "max_abs_error", "mean_abs_error", "tolerance", "passed")
+
+
+def planned_metrics(suite: Suite, *, invertible: bool = True) -> dict[str, set[str]]:
+    """What a gate may check on the report this suite will write (before it runs)."""
+    available = {s.method: set(ATTACKS[s.method].metrics) for s in suite.steps}
+    available["model"] = set(MODEL_FIELDS)
+    if invertible:
+        available["invertibility"] = set(INVERTIBILITY_FIELDS)
+    return available

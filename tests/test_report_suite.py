@@ -1,0 +1,189 @@
+"""Suite planning, sanity warnings and the report folder swap, without running attacks."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import pytest
+
+from invaudit.attacks import ATTACKS
+from invaudit.errors import ConfigError
+from invaudit.reports.folder import check_out_folder, replace_folder
+from invaudit.reports.gate import parse_check
+from invaudit.reports.gate_plan import validate_plan
+from invaudit.reports.sanity import PRECISION, mode_warnings, report_warnings
+from invaudit.reports.schema import SCHEMA, SCHEMA_VERSION, check_report, ci95_halfwidth
+from invaudit.reports.suite import plan_suite, planned_metrics
+
+
+def test_image_suites_drop_the_spheres_methods_and_plain_models_the_invariance_ones() -> None:
+    spheres = plan_suite("quick", "spheres").methods
+    mnist = plan_suite("quick", "mnist").methods
+    assert {"misaligned", "boundary"} <= set(spheres)
+    assert not {"misaligned", "boundary"} & set(mnist)
+    assert {"metamer", "interpolate", "probe", "fgsm", "pgd-linf", "pgd-l2"} <= set(mnist)
+    plain = plan_suite("quick", "mnist", invertible=False).methods
+    assert all(not ATTACKS[m].needs_invertible for m in plain) and "pgd-linf" in plain
+
+
+def test_n_caps_every_step_and_epsilons_replace_every_list() -> None:
+    suite = plan_suite("full", "mnist", n=50, epsilons=[0.05])
+    assert all(step.n == 50 for step in suite.steps)
+    assert suite.accuracy_n == 50 and suite.invertibility_n == 50
+    for step in suite.steps:
+        if "epsilons" in ATTACKS[step.method].options:
+            assert step.options["epsilons"] == [0.05]
+    full = plan_suite("full", "mnist")
+    assert {"deepfool-l2", "cw-l2"} <= set(full.methods)
+    assert len(full.steps) > len(plan_suite("quick", "mnist").steps)
+
+
+@pytest.mark.parametrize(
+    "call, fragment",
+    [
+        (lambda: plan_suite("medium", "mnist"), "unknown suite"),
+        (lambda: plan_suite("quick", "mnist", n=0), "at least 1"),
+    ],
+)
+def test_bad_plans_raise_one_line(call, fragment) -> None:
+    with pytest.raises(ConfigError, match=fragment):
+        call()
+
+
+def test_gate_checks_are_validated_against_the_declared_metrics() -> None:
+    suite = plan_suite("quick", "mnist")
+    available = planned_metrics(suite)
+    assert "nuisance_accuracy" in available["probe"]
+    assert "clean_accuracy" in available["model"] and "passed" in available["invertibility"]
+    validate_plan([parse_check("probe.nuisance_accuracy > 0.5")], suite, invertible=True)
+    with pytest.raises(ConfigError, match="nuisance_accuracy"):
+        validate_plan([parse_check("probe.nuisance_acuracy > 0.5")], suite, invertible=True)
+    with pytest.raises(ConfigError, match="boundary"):
+        validate_plan([parse_check("boundary.grid > 1")], suite, invertible=True)
+    plain = plan_suite("quick", "mnist", invertible=False)
+    with pytest.raises(ConfigError, match="invertibility"):
+        validate_plan([parse_check("invertibility.passed == 0")], plain, invertible=False)
+
+
+def clean_report() -> dict:
+    """A report every sanity check passes."""
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": "2026-11-28T00:00:00+00:00",
+        "suite": {"name": "quick", "seed": 0, "methods": []},
+        "model": {"clean_accuracy": 0.99, "clean_accuracy_n": 1000},
+        "invertibility": {"n": 256, "max_abs_error": 1e-6, "mean_abs_error": 1e-8,
+                          "tolerance": 1e-4, "passed": True},
+        "oracle": {"exact": False, "clean_accuracy": 0.99, "clean_accuracy_n": 1000},
+        "attacks": {
+            "metamer": {"n": 1000, "metrics": {"logit_match_max_abs": 1e-5}},
+            "probe": {"n": 1000, "metrics": {"logit_error": 0.01, "decision_test_error": 0.01}},
+            "fgsm": {"n": 1000, "metrics": {"robust_accuracy": {"0.1": 0.5, "0.2": 0.2}}},
+            "pgd-linf": {"n": 1000, "metrics": {"robust_accuracy": {"0.1": 0.3, "0.2": 0.05}}},
+        },
+        "warnings": [],
+        "environment": {},
+        "timing": {},
+    }
+
+
+def names(report: dict) -> list[str]:
+    return [w["name"] for w in report_warnings(report)]
+
+
+@pytest.mark.parametrize(
+    "edit, expected",
+    [
+        (lambda r: r["invertibility"].update(passed=False, max_abs_error=0.1), "inverse_unstable"),
+        (lambda r: r["attacks"]["metamer"]["metrics"].update(logit_match_max_abs=0.5),
+         "metamer_logits_moved"),
+        (lambda r: r["model"].update(clean_accuracy=0.3), "model_inaccurate"),
+        (lambda r: r["oracle"].update(clean_accuracy=0.9), "oracle_weak"),
+        (lambda r: r.update(oracle=None), "no_oracle"),
+        (lambda r: r["attacks"]["fgsm"].update(n=100), "few_samples"),
+        (lambda r: r["attacks"]["probe"]["metrics"].update(logit_error=0.2), "probe_undertrained"),
+        (lambda r: r["attacks"]["pgd-linf"]["metrics"]["robust_accuracy"].update({"0.1": 0.7}),
+         "pgd_weaker_than_fgsm"),
+        (lambda r: r["attacks"]["fgsm"]["metrics"]["robust_accuracy"].update({"0.2": 0.9}),
+         "robust_accuracy_not_monotone"),
+    ],
+)
+def test_each_sanity_flag_fires_on_its_fault_only(edit, expected) -> None:
+    assert names(clean_report()) == []
+    report = copy.deepcopy(clean_report())
+    edit(report)
+    assert names(report) == [expected]
+
+
+def test_few_samples_threshold_is_the_stated_precision() -> None:
+    boundary = math.ceil((1.959964 / (2 * PRECISION)) ** 2)  # smallest n within ±PRECISION
+    assert ci95_halfwidth(boundary) <= PRECISION < ci95_halfwidth(boundary - 1)
+    report = clean_report()
+    report["attacks"]["fgsm"]["n"] = boundary
+    assert names(report) == []
+    report["attacks"]["fgsm"]["n"] = boundary - 1
+    assert names(report) == ["few_samples"]
+
+
+def test_mode_flags() -> None:
+    assert mode_warnings(False, True) == []
+    flagged = [w["name"] for w in mode_warnings(True, False)]
+    assert flagged == ["model_in_train_mode", "forward_not_deterministic"]
+
+
+def test_check_report_names_what_is_wrong() -> None:
+    assert check_report(clean_report_with_attack_keys())["schema_version"] == 1
+    with pytest.raises(ConfigError, match="not an invaudit report"):
+        check_report({"schema": "other"})
+    bad = clean_report_with_attack_keys()
+    bad["schema_version"] = 99
+    with pytest.raises(ConfigError, match="version 99"):
+        check_report(bad)
+    bad = clean_report_with_attack_keys()
+    del bad["timing"]
+    with pytest.raises(ConfigError, match="timing"):
+        check_report(bad)
+
+
+def clean_report_with_attack_keys() -> dict:
+    report = clean_report()
+    for record in report["attacks"].values():
+        record.update(kind="x", summary="x", ci95_halfwidth=0.03, settings={}, records="x.csv",
+                      figures=[])
+    return report
+
+
+def test_folder_swap_replaces_an_earlier_report_and_refuses_other_folders(tmp_path) -> None:
+    out = tmp_path / "audit"
+
+    def fill(text):
+        def write(folder):
+            (folder / "report.json").write_text(json.dumps({"schema": SCHEMA, "v": text}))
+        return write
+
+    replace_folder(out, fill("one"))
+    replace_folder(out, fill("two"))
+    assert json.loads((out / "report.json").read_text())["v"] == "two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit"]  # no staging left over
+
+    def broken(folder):
+        (folder / "half.csv").write_text("a,b\n")
+        raise RuntimeError("killed half-way")
+
+    with pytest.raises(RuntimeError):
+        replace_folder(out, broken)
+    assert json.loads((out / "report.json").read_text())["v"] == "two"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["audit"]
+
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "notes.txt").write_text("keep me")
+    with pytest.raises(ConfigError, match="not an invaudit report"):
+        check_out_folder(mine)
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(ConfigError, match="not a folder"):
+        check_out_folder(tmp_path / "file")
+    assert (mine / "notes.txt").read_text() == "keep me"
