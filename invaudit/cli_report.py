@@ -265,9 +265,11 @@ def gate(ctx: click.Context, report_path: str, **opts: Any) -> None:
         raise ConfigError("gate needs at least one --fail-if or a --policy")
     check_junit_path(opts["junit"])
     try:
-        text = Path(report_path).read_text()
+        text = Path(report_path).read_text(encoding="utf-8")
     except OSError as err:
         raise ConfigError(f"cannot read {report_path}: {err.strerror}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"{report_path} is not UTF-8 text, so not a report.json") from None
     try:
         record = check_report(json.loads(text), report_path)
     except json.JSONDecodeError as err:

@@ -56,7 +56,8 @@ def test_gate_checks_are_validated_against_the_declared_metrics() -> None:
     suite = plan_suite("quick", "mnist")
     available = planned_metrics(suite)
     assert "nuisance_accuracy" in available["probe"]
-    assert "clean_accuracy" in available["model"] and "passed" in available["invertibility"]
+    assert "clean_accuracy" in available["model"] and "max_abs_error" in available["invertibility"]
+    assert "sha256" not in available["model"]  # not a number: no check could compare it
     validate_plan([parse_check("probe.nuisance_accuracy > 0.5")], suite, invertible=True)
     with pytest.raises(ConfigError, match="nuisance_accuracy"):
         validate_plan([parse_check("probe.nuisance_acuracy > 0.5")], suite, invertible=True)
@@ -64,7 +65,11 @@ def test_gate_checks_are_validated_against_the_declared_metrics() -> None:
         validate_plan([parse_check("boundary.grid > 1")], suite, invertible=True)
     plain = plan_suite("quick", "mnist", invertible=False)
     with pytest.raises(ConfigError, match="invertibility"):
-        validate_plan([parse_check("invertibility.passed == 0")], plain, invertible=False)
+        validate_plan([parse_check("invertibility.n < 1")], plain, invertible=False)
+    with pytest.raises(ConfigError, match="pick an entry"):
+        validate_plan([parse_check("pgd-linf.robust_accuracy < 0.5")], suite, invertible=True)
+    with pytest.raises(ConfigError, match="not a map"):
+        validate_plan([parse_check("probe.nuisance_error[0.1] < 0.5")], suite, invertible=True)
 
 
 def clean_report() -> dict:

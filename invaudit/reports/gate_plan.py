@@ -15,8 +15,8 @@ from ..attacks import ATTACKS
 from ..attacks.perturbation import default_epsilons, eps_label
 from ..data.audit import AuditData
 from ..errors import ConfigError
-from .gate import Check, load_policy, parse_check, validate
-from .suite import Suite, planned_metrics
+from .gate import Check, _where, load_policy, parse_check, validate
+from .suite import MAP_METRICS, Suite, planned_metrics
 
 
 def read_checks(fail_if: Sequence[str], policy: str | os.PathLike | None) -> list[Check]:
@@ -51,6 +51,15 @@ def validate_plan(
 ) -> None:
     """Raise a one-line ConfigError for a check the planned report cannot answer."""
     validate(checks, planned_metrics(suite, invertible=invertible))
+    for check in checks:
+        where = _where(check.expression, check.source)
+        if check.metric in MAP_METRICS and check.key is None:
+            raise ConfigError(
+                f"{where}: {check.method}.{check.metric} is a map from ε to a rate; "
+                f"pick an entry, e.g. {check.method}.{check.metric}[0.1]"
+            )
+        if check.key is not None and check.metric not in MAP_METRICS:
+            raise ConfigError(f"{where}: {check.path} is a number, not a map; drop [{check.key}]")
     if data is None:
         return
     epsilons = planned_epsilons(suite, data)
@@ -60,6 +69,6 @@ def validate_plan(
         known = epsilons.get(check.method)
         if known is not None and check.key not in known:
             raise ConfigError(
-                f"--fail-if {check.expression!r}: {check.method} will attack at ε "
+                f"{_where(check.expression, check.source)}: {check.method} will attack at ε "
                 f"{', '.join(sorted(known, key=float))}, not {check.key} (set --epsilons)"
             )

@@ -122,21 +122,12 @@ def _cap(budget: int | None, n: int | None) -> int | None:
     return n if budget is None else min(budget, n)
 
 
-#: Sections of a report a gate check may read besides the attacks.
-MODEL_FIELDS = (
-    "path",
-    "sha256",
-    "arch",
-    "loss",
-    "dataset",
-    "input_shape",
-    "num_classes",
-    "parameters",
-    "invertible",
-    "clean_accuracy",
-    "clean_accuracy_n",
-)
-INVERTIBILITY_FIELDS = ("n", "max_abs_error", "mean_abs_error", "tolerance", "passed")
+#: The numeric fields of the report's other sections, which a gate check may read
+#: (paths, hashes and booleans are not numbers, so no check could compare them).
+MODEL_FIELDS = ("parameters", "num_classes", "clean_accuracy", "clean_accuracy_n")
+INVERTIBILITY_FIELDS = ("n", "max_abs_error", "mean_abs_error", "tolerance")
+#: Metrics that are maps (ε → rate): a check on them needs ``[KEY]``.
+MAP_METRICS = frozenset({"robust_accuracy"})
 
 
 def planned_metrics(suite: Suite, *, invertible: bool = True) -> dict[str, set[str]]:
