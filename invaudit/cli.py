@@ -316,6 +316,35 @@ DEFAULT_ARCH = {
     help="Nuisance classifier's Adam learning rate.",
 )
 @click.option(
+    "--independence",
+    type=click.Choice(["adversary", "hsic", "adversary+hsic"]),
+    default="adversary",
+    show_default=True,
+    help="iCE: how z_n is made independent of y: Definition 7's adversarial nuisance "
+    "classifier, a normalised-HSIC penalty (no adversary), or both.",
+)
+@click.option(
+    "--hsic-weight",
+    type=click.FloatRange(min=0),
+    default=1.0,
+    show_default=True,
+    help="iCE: weight of the HSIC penalty (with --independence hsic).",
+)
+@click.option(
+    "--warmup-epochs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="iCE: epochs of plain CE before the other terms start.",
+)
+@click.option(
+    "--ramp-epochs",
+    type=click.IntRange(min=0),
+    default=0,
+    show_default=True,
+    help="iCE: epochs over which the other terms ramp linearly to full weight.",
+)
+@click.option(
     "--workers",
     type=click.IntRange(min=0),
     default=0,
@@ -357,6 +386,10 @@ def train(**opts: Any) -> None:
             normalize_nuisance=opts["normalize_nuisance"],
             nuisance_hidden=opts["nuisance_hidden"],
             adversary_steps=opts["adversary_steps"],
+            independence=opts["independence"],
+            hsic_weight=opts["hsic_weight"],
+            warmup_epochs=opts["warmup_epochs"],
+            ramp_epochs=opts["ramp_epochs"],
         ),
         adversary_lr=opts["adversary_lr"],
         workers=opts["workers"],

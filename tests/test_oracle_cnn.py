@@ -145,6 +145,18 @@ def test_resume_continues_exactly_where_the_last_epoch_ended(tmp_path) -> None:
     assert a["training"]["history"][1]["loss"] == b["training"]["history"][1]["loss"]
 
 
+def test_a_run_extended_on_resume_follows_the_longer_schedule(tmp_path) -> None:
+    # MNIST's preset decays x0.2 every 30 % of the run: every 2 epochs of 5, every epoch of 1.
+    Trainer(tiny_settings(epochs=5), tmp_path / "full.pt", splits=tiny_splits()).fit()
+    Trainer(tiny_settings(epochs=1), tmp_path / "grown.pt", splits=tiny_splits()).fit()
+    Trainer(tiny_settings(epochs=5), tmp_path / "grown.pt", resume=True,
+            splits=tiny_splits()).fit()  # fmt: skip
+    lrs = [[h["lr"] for h in read_checkpoint(tmp_path / f)["training"]["history"]]
+           for f in ("full.pt", "grown.pt")]  # fmt: skip
+    assert lrs[0] == pytest.approx([1e-2, 1e-2, 2e-3, 2e-3, 4e-4])
+    assert lrs[1] == pytest.approx(lrs[0])
+
+
 def test_ice_is_refused_before_any_data_is_read(tmp_path) -> None:
     # A missing data dir would be a DataError: the refusal must come first.
     settings = tiny_settings(loss="ice", data_dir=str(tmp_path / "nowhere"))

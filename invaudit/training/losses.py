@@ -11,6 +11,14 @@ under a factorial Gaussian with learned means and scales, minus log|det J_F|,
 in bits per input dimension.  The sign of the middle term is the one that
 *removes* information from z_n: F ascends D_nc's cross-entropy (the authors'
 public code had it both ways; a test checks the effect on a fresh probe).
+
+Beyond the paper, ``independence`` can replace or join the adversary with a
+penalty that needs no second player: the normalised HSIC (centred kernel
+alignment) between a Gaussian kernel on z_n and the same-class kernel on y.
+It is zero exactly when, at the kernel's scale, z_n carries no information
+about y within the batch, and it cannot be "fooled" the way a lagging
+adversary can.  ``warmup_epochs`` / ``ramp_epochs`` schedule every term
+beyond sCE: plain CE first, then a linear ramp to the full weights.
 """
 
 from __future__ import annotations
@@ -22,6 +30,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ..errors import ConfigError
 from ..models.heads import mlp_classifier
 
 
@@ -42,7 +51,64 @@ class ICEConfig:
     normalize_nuisance: bool = True
     nuisance_hidden: int = 0
     adversary_steps: int = 1
+    independence: str = "adversary"
+    hsic_weight: float = 1.0
+    warmup_epochs: int = 0
+    ramp_epochs: int = 0
 
+    def __post_init__(self) -> None:
+        if self.independence not in INDEPENDENCE:
+            raise ConfigError(
+                f"independence must be one of {', '.join(INDEPENDENCE)}, got {self.independence!r}"
+            )
+        for name in ("nuisance_weight", "mle_weight", "hsic_weight"):
+            if not math.isfinite(getattr(self, name)) or getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be a finite number >= 0, got {getattr(self, name)}")
+        for name in ("warmup_epochs", "ramp_epochs"):
+            if getattr(self, name) < 0:
+                raise ConfigError(f"{name} must be >= 0, got {getattr(self, name)}")
+
+    @property
+    def uses_adversary(self) -> bool:
+        return "adversary" in self.independence.split("+")
+
+    @property
+    def uses_hsic(self) -> bool:
+        return "hsic" in self.independence.split("+")
+
+    def schedule(self, progress: float) -> float:
+        """The factor on every term beyond sCE after ``progress`` epochs (fractional)."""
+        if progress < self.warmup_epochs:
+            return 0.0
+        if self.ramp_epochs == 0:
+            return 1.0
+        return min(1.0, (progress - self.warmup_epochs) / self.ramp_epochs)
+
+
+#: How iCE makes z_n independent of y: Definition 7's adversary, a kernel
+#: penalty, or both.
+INDEPENDENCE = ("adversary", "hsic", "adversary+hsic")
+
+
+def normalised_hsic(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """Centred kernel alignment between a Gaussian kernel on ``z`` and the label kernel.
+
+    The Gaussian bandwidth is the batch's median squared distance (detached, so
+    F cannot win by rescaling z_n); the label kernel is 1 for a same-class pair.
+    The result lies in [0, 1]; 0 means no dependence the batch can show.
+    """
+    n = z.shape[0]
+    flat = z.flatten(1)
+    d2 = torch.cdist(flat, flat).pow(2)
+    bandwidth = d2.detach()[~torch.eye(n, dtype=torch.bool, device=z.device)].median()
+    k = torch.exp(-d2 / bandwidth.clamp_min(1e-12))
+    onehot = F.one_hot(y, num_classes).to(k.dtype)
+    ell = onehot @ onehot.T
+    centre = torch.eye(n, device=z.device, dtype=k.dtype) - 1.0 / n
+    kc, lc = centre @ k @ centre, centre @ ell @ centre
+    cross = (kc * lc).sum()
+    scale = torch.sqrt((kc * kc).sum() * (lc * lc).sum()).clamp_min(1e-12)
+    return cross / scale
 
 class FactorialGaussian(nn.Module):
     """``p(z_n) = prod_k N(z_k; beta_k, exp(log_gamma_k)^2)`` with learned beta, gamma."""
@@ -84,15 +150,24 @@ class NuisanceGame(nn.Module):
         nll_n: torch.Tensor,
         logdet: torch.Tensor,
         y: torch.Tensor,
+        schedule: float = 1.0,
     ) -> tuple[torch.Tensor, dict[str, float]]:
         """F's loss in the min step, and its terms for logging.
 
         ``classifier`` is D_nc (unwrapped); its parameters get gradients here
-        but only the max step ever applies them.
+        but only the max step ever applies them.  ``schedule`` scales every
+        term beyond sCE (warm-up and ramp).
         """
         s_ce = F.cross_entropy(z_s, y)
         n_ce = F.cross_entropy(classifier(z_n), y)
         mle = bits_per_dim(nll_n, logdet, self.dim)
         cfg = self.config
-        loss = s_ce - cfg.nuisance_weight * n_ce / self.norm + cfg.mle_weight * mle
-        return loss, {"sce": s_ce.item(), "nce": n_ce.item(), "mle": mle.item()}
+        extra = cfg.mle_weight * mle
+        if cfg.uses_adversary:
+            extra = extra - cfg.nuisance_weight * n_ce / self.norm
+        terms = {"sce": s_ce.item(), "nce": n_ce.item(), "mle": mle.item()}
+        if cfg.uses_hsic:
+            hsic = normalised_hsic(z_n, y, z_s.shape[1])
+            extra = extra + cfg.hsic_weight * hsic
+            terms["hsic"] = hsic.item()
+        return s_ce + schedule * extra, terms

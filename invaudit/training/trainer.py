@@ -262,6 +262,7 @@ class Trainer:
         self.optimizer = make_optimizer(self.preset, model_params, self.lr)
         self.scheduler = make_scheduler(self.preset, self.optimizer, settings.epochs)
         self.history: list[dict[str, float]] = []
+        self.schedule = 1.0  # the warm-up / ramp factor of the current batch (iCE)
         self.start_epoch = 0
         self.wall_seconds = 0.0
         self.train_loader, self.train_sampler = make_loader(
@@ -318,6 +319,8 @@ class Trainer:
         if saved is None or state is None:
             raise CheckpointError(f"{self.out}: holds no training state to resume from")
         current = self.settings.as_dict()
+        # iCE options added later default to what older runs did.
+        saved = {**saved, "ice": {**dataclasses.asdict(ICEConfig()), **saved.get("ice", {})}}
         for key, value in current.items():
             if key not in RESUMABLE_CHANGES and saved.get(key) != value:
                 raise CheckpointError(
@@ -329,9 +332,24 @@ class Trainer:
             self.game.load_state_dict(state["game"])
             self.adversary_optimizer.load_state_dict(state["adversary_optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
+        self._follow_schedule_of_this_length()
         self.history = list(payload["training"]["history"])
         self.start_epoch = len(self.history)
         self.wall_seconds = float(payload["training"].get("wall_seconds", 0.0))
+
+    def _follow_schedule_of_this_length(self) -> None:
+        """A run resumed with another ``--epochs`` decays on that length's steps from here on.
+
+        The saved scheduler carries the step size of the run that wrote it; left
+        alone, a run extended one epoch at a time would decay after every epoch.
+        """
+        if not isinstance(self.scheduler, torch.optim.lr_scheduler.StepLR):
+            return
+        step = self.preset.step_size(self.settings.epochs)
+        self.scheduler.step_size = step
+        factor = self.scheduler.gamma ** (self.scheduler.last_epoch // step)
+        for group, base in zip(self.optimizer.param_groups, self.scheduler.base_lrs, strict=True):
+            group["lr"] = base * factor
 
     # -- the loop -------------------------------------------------------------
     def fit(self) -> dict[str, float]:
@@ -370,8 +388,10 @@ class Trainer:
         terms: dict[str, float] = {}
         hits: dict[str, float] = {}
         seen = batches = 0
+        total_batches = max(len(self.train_loader), 1)
         for x, y in self.train_loader:
             x, y = x.to(self.ctx.device), y.to(self.ctx.device)
+            self.schedule = self.settings.ice.schedule(epoch + batches / total_batches)
             batch_terms, batch_hits = self._step(x, y)
             for sums, batch in ((terms, batch_terms), (hits, batch_hits)):
                 for key, value in batch.items():
@@ -417,7 +437,9 @@ class Trainer:
             adversary_loss.backward()
             self.adversary_optimizer.step()
         if self.ice:  # the min step of Definition 7
-            loss, terms = game.model_loss(game.classifier, z_s, z_n, nll, logdet, y)
+            loss, terms = game.model_loss(
+                game.classifier, z_s, z_n, nll, logdet, y, schedule=self.schedule
+            )
         else:
             loss = F.cross_entropy(z_s, y)
             with torch.no_grad():
@@ -434,6 +456,10 @@ class Trainer:
             "nce": terms["nce"],
             "mle_bits_per_dim": terms["mle"],
         }
+        if "hsic" in terms:
+            named["hsic"] = terms["hsic"]
+        if self.ice:
+            named["schedule"] = self.schedule
         return named, {
             "logit_train_acc": _hits(z_s, y),
             "nuisance_train_acc": _hits(nuisance_logits, y),
