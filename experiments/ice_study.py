@@ -12,11 +12,9 @@ every finished variant in ``--work``.
 
 Each variant trains in *one* ``invaudit train`` call with the final
 ``--epochs``; the runner hard-links the checkpoint each time the trainer
-rewrites it (after every epoch) to get the per-epoch snapshots.  Training one
-epoch per call with ``--resume`` would also work, but the learning-rate
-scheduler keeps the step size of the first call on resume, so MNIST's
-step decay would fire after every epoch instead of on the paper's scaled
-schedule.
+rewrites it (after every epoch) to get the per-epoch snapshots, so each
+variant costs one process start and its schedule is the one of its final
+length from the first epoch on.
 
 Resuming: a finished variant (``WORK/NAME/result.json`` made with the same
 configuration) is skipped unless ``--force``; a variant killed half-way
