@@ -114,6 +114,13 @@ VARIANTS: list[Variant] = [
          "--ramp-epochs", "1"],
     ),
     Variant(
+        "means3-mle0.1",
+        "penalty on the share of z_n's variance the class means explain (weight 3) instead "
+        "of the adversary; likelihood weight 0.1",
+        ["--loss", "ice", "--independence", "class-means", "--hsic-weight", "3.0",
+         "--mle-weight", "0.1"],
+    ),
+    Variant(
         "hsic1-mle0.1",
         "HSIC penalty (weight 1) instead of the adversary; likelihood weight 0.1",
         ["--loss", "ice", "--independence", "hsic", "--hsic-weight", "1.0",

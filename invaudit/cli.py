@@ -317,18 +317,19 @@ DEFAULT_ARCH = {
 )
 @click.option(
     "--independence",
-    type=click.Choice(["adversary", "hsic", "adversary+hsic"]),
+    type=click.Choice(["adversary", "hsic", "adversary+hsic", "class-means"]),
     default="adversary",
     show_default=True,
     help="iCE: how z_n is made independent of y: Definition 7's adversarial nuisance "
-    "classifier, a normalised-HSIC penalty (no adversary), or both.",
+    "classifier, a normalised-HSIC penalty (no adversary), both, or the share of z_n's "
+    "variance explained by the class means (no adversary).",
 )
 @click.option(
     "--hsic-weight",
     type=click.FloatRange(min=0),
     default=1.0,
     show_default=True,
-    help="iCE: weight of the HSIC penalty (with --independence hsic).",
+    help="iCE: weight of the HSIC or class-means penalty.",
 )
 @click.option(
     "--warmup-epochs",

@@ -9,7 +9,7 @@ from click.testing import CliRunner
 from invaudit.cli import main
 from invaudit.errors import ConfigError
 from invaudit.models.checkpoint import read_checkpoint
-from invaudit.training.losses import ICEConfig, NuisanceGame, normalised_hsic
+from invaudit.training.losses import ICEConfig, NuisanceGame, class_mean_share, normalised_hsic
 
 
 def labels(n: int = 256, classes: int = 4, seed: int = 0) -> torch.Tensor:
@@ -38,6 +38,21 @@ def test_hsic_gradient_pushes_class_information_out() -> None:
     with torch.no_grad():
         after = normalised_hsic(z - 0.5 * z.grad / z.grad.norm() * z.norm(), y, 4)
     assert after < before
+
+
+def test_class_mean_share_is_the_variance_the_class_means_explain() -> None:
+    y = labels(400, 4)
+    onehot = torch.nn.functional.one_hot(y, 4).float()
+    assert class_mean_share(onehot, y, 4).item() == pytest.approx(1.0)  # z is y itself
+    noise = torch.randn(400, 6, generator=torch.Generator().manual_seed(2))
+    centred = noise.clone()
+    for c in range(4):  # remove every class's mean: nothing left to explain
+        centred[y == c] -= centred[y == c].mean(0)
+    assert class_mean_share(centred, y, 4).item() == pytest.approx(0.0, abs=1e-6)
+    # Class means of size 1 on noise of variance 1 explain about 1/2 of the variance.
+    signs = torch.randn(4, 6, generator=torch.Generator().manual_seed(3)).sign()
+    half = class_mean_share(noise + onehot @ signs, y, 4).item()
+    assert 0.3 < half < 0.7
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,9 @@ penalty that needs no second player: the normalised HSIC (centred kernel
 alignment) between a Gaussian kernel on z_n and the same-class kernel on y.
 It is zero exactly when, at the kernel's scale, z_n carries no information
 about y within the batch, and it cannot be "fooled" the way a lagging
-adversary can.  ``warmup_epochs`` / ``ramp_epochs`` schedule every term
+adversary can.  ``class-means`` penalises the share of z_n's variance that
+the class means explain (first-moment dependence, what a linear probe reads);
+both penalties take ``hsic_weight``.  ``warmup_epochs`` / ``ramp_epochs`` schedule every term
 beyond sCE: plain CE first, then a linear ramp to the full weights.
 """
 
@@ -76,6 +78,10 @@ class ICEConfig:
     def uses_hsic(self) -> bool:
         return "hsic" in self.independence.split("+")
 
+    @property
+    def uses_class_means(self) -> bool:
+        return self.independence == "class-means"
+
     def schedule(self, progress: float) -> float:
         """The factor on every term beyond sCE after ``progress`` epochs (fractional)."""
         if progress < self.warmup_epochs:
@@ -86,8 +92,24 @@ class ICEConfig:
 
 
 #: How iCE makes z_n independent of y: Definition 7's adversary, a kernel
-#: penalty, or both.
-INDEPENDENCE = ("adversary", "hsic", "adversary+hsic")
+#: penalty, both, or the share of z_n's variance the class means explain.
+INDEPENDENCE = ("adversary", "hsic", "adversary+hsic", "class-means")
+
+
+def class_mean_share(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
+    """The share of ``z``'s variance that its class-conditional means explain, in [0, 1].
+
+    Between-class over total sum of squares, pooled over every coordinate: 0
+    when every class has the same mean (no first-moment dependence on y, the
+    information a linear probe reads), 1 when z is a function of y alone.
+    """
+    flat = z.flatten(1)
+    centred = flat - flat.mean(0)
+    onehot = F.one_hot(y, num_classes).to(flat.dtype)
+    counts = onehot.sum(0)
+    means = (onehot.T @ centred) / counts.clamp_min(1)[:, None]
+    between = (counts[:, None] * means.pow(2)).sum()
+    return between / centred.pow(2).sum().clamp_min(1e-12)
 
 
 def normalised_hsic(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -170,4 +192,8 @@ class NuisanceGame(nn.Module):
             hsic = normalised_hsic(z_n, y, z_s.shape[1])
             extra = extra + cfg.hsic_weight * hsic
             terms["hsic"] = hsic.item()
+        if cfg.uses_class_means:
+            share = class_mean_share(z_n, y, z_s.shape[1])
+            extra = extra + cfg.hsic_weight * share
+            terms["class_mean_share"] = share.item()
         return s_ce + schedule * extra, terms

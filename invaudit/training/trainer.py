@@ -456,8 +456,9 @@ class Trainer:
             "nce": terms["nce"],
             "mle_bits_per_dim": terms["mle"],
         }
-        if "hsic" in terms:
-            named["hsic"] = terms["hsic"]
+        for key in ("hsic", "class_mean_share"):
+            if key in terms:
+                named[key] = terms[key]
         if self.ice:
             named["schedule"] = self.schedule
         return named, {
