@@ -121,6 +121,12 @@ VARIANTS: list[Variant] = [
          "--mle-weight", "0.1"],
     ),
     Variant(
+        "means10-mle0.1",
+        "as means3-mle0.1 with weight 10",
+        ["--loss", "ice", "--independence", "class-means", "--hsic-weight", "10.0",
+         "--mle-weight", "0.1"],
+    ),
+    Variant(
         "hsic1-mle0.1",
         "HSIC penalty (weight 1) instead of the adversary; likelihood weight 0.1",
         ["--loss", "ice", "--independence", "hsic", "--hsic-weight", "1.0",
