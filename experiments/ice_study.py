@@ -126,6 +126,14 @@ VARIANTS: list[Variant] = [
         ["--loss", "ice", "--independence", "class-means", "--hsic-weight", "10.0",
          "--mle-weight", "0.1"],
     ),
+    # docs/ice-findings.md: the class stays in the readout's non-logit DCT
+    # coefficients; with 2 stages the last one has 8 channels, not 4.
+    Variant("ce-2stages", "CE, 2 stages (last stage 8x7x7)", ["--loss", "ce", "--set", "stages=2"]),
+    Variant(
+        "ice-def7-2stages",
+        "Definition 7 with 2 stages (last stage 8x7x7: 8 of the 10 logits are DC components)",
+        ["--loss", "ice", "--set", "stages=2"],
+    ),
     Variant(
         "hsic1-mle0.1",
         "HSIC penalty (weight 1) instead of the adversary; likelihood weight 0.1",

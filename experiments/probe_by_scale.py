@@ -22,14 +22,21 @@ from invaudit.training.probe import fit_probe
 
 
 def scales(model) -> dict[str, slice]:
-    """The z index ranges of the readout's nuisance part and the factored-out parts."""
-    c = model.num_classes
-    return {
-        "readout z_n (deepest)": slice(c, 196),
-        "factored out after stage 2": slice(196, 392),
-        "factored out after stage 1 (shallowest)": slice(392, 784),
-        "all of z_n": slice(c, 784),
-    }
+    """The z index ranges of the readout's nuisance part and of each factored-out part.
+
+    Each factor-out keeps half the variables, and z is laid out innermost
+    first: [readout, factored out after the last-but-one stage, ..., after stage 1].
+    """
+    stages = model.config["stages"]
+    c, d = model.num_classes, model.dim
+    start = d // 2 ** (stages - 1)
+    parts = {"readout z_n (deepest)": slice(c, start)}
+    for stage in range(stages - 1, 0, -1):
+        size = d // 2**stage
+        parts[f"factored out after stage {stage}"] = slice(start, start + size)
+        start += size
+    parts["all of z_n"] = slice(c, d)
+    return parts
 
 
 def main() -> None:
