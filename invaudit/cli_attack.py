@@ -11,7 +11,7 @@ import click
 import torch
 
 from .attacks import ATTACKS, AuditContext, Progress, check_attack, require_invertible
-from .attacks.setup import model_record, prepare_audit, read_model
+from .attacks.setup import AuditSetup, LoadedModel, model_record, prepare_audit, read_model
 from .cli_options import download_option
 from .errors import ConfigError
 
@@ -38,7 +38,7 @@ class BarProgress(Progress):
             self.bar = None
 
 
-def _parse_epsilons(text: str) -> list[float]:
+def parse_epsilons(text: str) -> list[float]:
     try:
         return [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
@@ -57,6 +57,18 @@ def _parse_option(pair: str) -> tuple[str, Any]:
         return key.replace("-", "_"), raw
 
 
+def setup_from_options(loaded: LoadedModel, opts: dict[str, Any]) -> AuditSetup:
+    """The audit set-up the shared options (--device, --dtype, --oracle, data) ask for."""
+    return prepare_audit(
+        loaded,
+        device=opts["device"],
+        dtype=opts["dtype"],
+        oracle_path=opts["oracle_path"],
+        data_dir=opts["data_dir"],
+        download=opts["download"],
+    )
+
+
 def method_options(opts: dict[str, Any]) -> dict[str, Any]:
     """The method options the user actually gave, under the attacks' keyword names."""
     chosen: dict[str, Any] = {}
@@ -65,7 +77,7 @@ def method_options(opts: dict[str, Any]) -> dict[str, Any]:
         if opts.get(key) is not None:
             chosen[key] = opts[key]
     if opts.get("epsilons") is not None:
-        chosen["epsilons"] = _parse_epsilons(opts["epsilons"])
+        chosen["epsilons"] = parse_epsilons(opts["epsilons"])
     for pair in opts.get("option") or ():
         key, value = _parse_option(pair)
         chosen[key] = value
@@ -155,14 +167,7 @@ def attack(**opts: Any) -> None:
         require_invertible(loaded.model, opts["model_path"], name)
     if opts["out"] is not None and Path(opts["out"]).exists() and not Path(opts["out"]).is_dir():
         raise ConfigError(f"--out {opts['out']} exists and is not a folder")
-    setup = prepare_audit(
-        loaded,
-        device=opts["device"],
-        dtype=opts["dtype"],
-        oracle_path=opts["oracle_path"],
-        data_dir=opts["data_dir"],
-        download=opts["download"],
-    )
+    setup = setup_from_options(loaded, opts)
     model, data, oracle, device, dtype = (
         setup.model, setup.data, setup.oracle, setup.device, setup.dtype
     )

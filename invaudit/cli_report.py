@@ -14,8 +14,8 @@ from typing import Any
 
 import click
 
-from .attacks.setup import AuditSetup, prepare_audit, read_model
-from .cli_attack import BarProgress, _parse_epsilons
+from .attacks.setup import read_model
+from .cli_attack import BarProgress, parse_epsilons, setup_from_options
 from .cli_options import download_option
 from .errors import ConfigError
 from .reports.folder import check_out_folder
@@ -116,7 +116,7 @@ def echo_headline(record: dict[str, Any]) -> None:
 def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
     """The checkpoint and the suite it gets, checked without touching data."""
     loaded = read_model(path)
-    epsilons = _parse_epsilons(opts["epsilons"]) if opts["epsilons"] is not None else None
+    epsilons = parse_epsilons(opts["epsilons"]) if opts["epsilons"] is not None else None
     suite = plan_suite(
         opts["suite"],
         loaded.dataset_name,
@@ -125,17 +125,6 @@ def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
         epsilons=epsilons,
     )
     return loaded, suite
-
-
-def prepared(loaded: Any, opts: dict[str, Any]) -> AuditSetup:
-    return prepare_audit(
-        loaded,
-        device=opts["device"],
-        dtype=opts["dtype"],
-        oracle_path=opts["oracle_path"],
-        data_dir=opts["data_dir"],
-        download=opts["download"],
-    )
 
 
 def check_junit_path(junit: str | None) -> None:
@@ -186,7 +175,7 @@ def report(ctx: click.Context, **opts: Any) -> None:
     loaded, suite = planned_audit(opts["model_path"], opts)
     validate_plan(checks, suite, invertible=loaded.invertible)
     check_out_folder(opts["out"])
-    setup = prepared(loaded, opts)
+    setup = setup_from_options(loaded, opts)
     validate_plan(checks, suite, invertible=loaded.invertible, data=setup.data)
     run = run_suite(
         setup,
@@ -232,7 +221,7 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
             f"compare needs models of one dataset, got {', '.join(sorted(datasets))}"
         )
     check_out_folder(opts["out"])
-    setups = [prepared(loaded, opts) for loaded, _ in planned]
+    setups = [setup_from_options(loaded, opts) for loaded, _ in planned]
     runs = {}
     for name, setup, (_, suite) in zip(names, setups, planned, strict=True):
         if opts["progress"]:
