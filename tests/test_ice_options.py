@@ -9,7 +9,13 @@ from click.testing import CliRunner
 from invaudit.cli import main
 from invaudit.errors import ConfigError
 from invaudit.models.checkpoint import read_checkpoint
-from invaudit.training.losses import ICEConfig, NuisanceGame, class_mean_share, normalised_hsic
+from invaudit.training.losses import (
+    ICEConfig,
+    NuisanceGame,
+    class_mean_share,
+    confusion,
+    normalised_hsic,
+)
 
 
 def labels(n: int = 256, classes: int = 4, seed: int = 0) -> torch.Tensor:
@@ -76,6 +82,7 @@ def test_schedule_warms_up_then_ramps(warmup, ramp, points) -> None:
         ({"hsic_weight": -1.0}, "hsic_weight"),
         ({"mle_weight": float("nan")}, "mle_weight"),
         ({"warmup_epochs": -1}, "warmup_epochs"),
+        ({"nuisance_objective": "entropy"}, "nuisance_objective"),
     ],
 )
 def test_bad_ice_options_raise_one_line(kwargs, fragment) -> None:
@@ -117,3 +124,25 @@ def test_cli_trains_with_hsic_and_a_warmup_epoch(tmp_path) -> None:
     assert history[1]["schedule"] == 1.0
     assert 0.0 <= history[1]["hsic"] <= 1.0
     assert payload["training"]["settings"]["ice"]["independence"] == "hsic"
+
+
+def test_confusion_is_zero_only_for_uniform_predictions_and_ignores_the_label() -> None:
+    uniform = torch.zeros(5, 4)
+    assert confusion(uniform).item() == pytest.approx(0.0, abs=1e-7)
+    confident = torch.tensor([[5.0, 0.0, 0.0, 0.0]] * 5)
+    assert confusion(confident).item() > 1.0
+
+
+def test_confusion_objective_pulls_the_adversary_towards_uniform_not_towards_wrong() -> None:
+    # Definition 7's term rewards a confidently wrong D_nc; confusion penalises it.
+    game, (loss, terms) = game_terms(
+        ICEConfig(nuisance_objective="confusion", mle_weight=0.0, normalize_nuisance=False)
+    )
+    assert loss.item() == pytest.approx(terms["sce"] + terms["confusion"], rel=1e-6)
+    y = labels(64, 3)
+    wrong = torch.nn.functional.one_hot((y + 1) % 3, 3).float() * 8
+    right = torch.nn.functional.one_hot(y, 3).float() * 8
+    ce_term = -torch.nn.functional.cross_entropy(wrong, y)  # what Definition 7 minimises
+    assert ce_term < -torch.nn.functional.cross_entropy(torch.zeros(64, 3), y)
+    assert confusion(wrong) > confusion(torch.zeros(64, 3))
+    assert confusion(wrong).item() == pytest.approx(confusion(right).item())

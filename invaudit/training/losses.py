@@ -19,7 +19,14 @@ It is zero exactly when, at the kernel's scale, z_n carries no information
 about y within the batch, and it cannot be "fooled" the way a lagging
 adversary can.  ``class-means`` penalises the share of z_n's variance that
 the class means explain (first-moment dependence, what a linear probe reads);
-both penalties take ``hsic_weight``.  ``warmup_epochs`` / ``ramp_epochs`` schedule every term
+both penalties take ``hsic_weight``.
+
+``nuisance_objective="confusion"`` changes what F does against D_nc: instead
+of ascending D_nc's cross-entropy (Definition 7), which F can also raise by
+making D_nc *confidently wrong* (a relabelling that keeps the information),
+F minimises the cross-entropy between D_nc's prediction and the uniform
+distribution, whose minimum is reached only when D_nc cannot tell the classes
+apart (the "confusion" loss of domain adaptation).  ``warmup_epochs`` / ``ramp_epochs`` schedule every term
 beyond sCE: plain CE first, then a linear ramp to the full weights.
 """
 
@@ -57,8 +64,14 @@ class ICEConfig:
     hsic_weight: float = 1.0
     warmup_epochs: int = 0
     ramp_epochs: int = 0
+    nuisance_objective: str = "ce"
 
     def __post_init__(self) -> None:
+        if self.nuisance_objective not in NUISANCE_OBJECTIVES:
+            raise ConfigError(
+                f"nuisance_objective must be one of {', '.join(NUISANCE_OBJECTIVES)}, "
+                f"got {self.nuisance_objective!r}"
+            )
         if self.independence not in INDEPENDENCE:
             raise ConfigError(
                 f"independence must be one of {', '.join(INDEPENDENCE)}, got {self.independence!r}"
@@ -94,6 +107,21 @@ class ICEConfig:
 #: How iCE makes z_n independent of y: Definition 7's adversary, a kernel
 #: penalty, both, or the share of z_n's variance the class means explain.
 INDEPENDENCE = ("adversary", "hsic", "adversary+hsic", "class-means")
+
+#: What F minimises against D_nc: minus its cross-entropy (Definition 7) or
+#: the cross-entropy of its prediction to the uniform distribution.
+NUISANCE_OBJECTIVES = ("ce", "confusion")
+
+
+def confusion(logits: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy from the uniform distribution to ``softmax(logits)``, minus log K.
+
+    Zero exactly when every prediction is uniform, positive otherwise; unlike
+    minus the cross-entropy to the true label it cannot be lowered by
+    predicting a wrong class with confidence.
+    """
+    log_p = F.log_softmax(logits, dim=1)
+    return -(log_p.mean(dim=1)).mean() - math.log(logits.shape[1])
 
 
 def class_mean_share(z: torch.Tensor, y: torch.Tensor, num_classes: int) -> torch.Tensor:
@@ -181,13 +209,18 @@ class NuisanceGame(nn.Module):
         term beyond sCE (warm-up and ramp).
         """
         s_ce = F.cross_entropy(z_s, y)
-        n_ce = F.cross_entropy(classifier(z_n), y)
+        nuisance_logits = classifier(z_n)
+        n_ce = F.cross_entropy(nuisance_logits, y)
         mle = bits_per_dim(nll_n, logdet, self.dim)
         cfg = self.config
         extra = cfg.mle_weight * mle
-        if cfg.uses_adversary:
-            extra = extra - cfg.nuisance_weight * n_ce / self.norm
         terms = {"sce": s_ce.item(), "nce": n_ce.item(), "mle": mle.item()}
+        if cfg.uses_adversary and cfg.nuisance_objective == "confusion":
+            conf = confusion(nuisance_logits)
+            extra = extra + cfg.nuisance_weight * conf / self.norm
+            terms["confusion"] = conf.item()
+        elif cfg.uses_adversary:
+            extra = extra - cfg.nuisance_weight * n_ce / self.norm
         if cfg.uses_hsic:
             hsic = normalised_hsic(z_n, y, z_s.shape[1])
             extra = extra + cfg.hsic_weight * hsic

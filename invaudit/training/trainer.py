@@ -456,7 +456,7 @@ class Trainer:
             "nce": terms["nce"],
             "mle_bits_per_dim": terms["mle"],
         }
-        for key in ("hsic", "class_mean_share"):
+        for key in ("hsic", "class_mean_share", "confusion"):
             if key in terms:
                 named[key] = terms[key]
         if self.ice:
