@@ -23,6 +23,7 @@ from .models import ARCHS, build, default_config
 from .models.check import check_invertibility
 from .models.checkpoint import load_model, model_from_payload, read_checkpoint
 from .progress import EpochProgress
+from .zoo import resolve_model_path
 
 RECONSTRUCTION_TOLERANCE = 1e-4
 
@@ -74,7 +75,8 @@ def archs() -> None:
     "model_path",
     default=None,
     type=click.Path(dir_okay=False),
-    help="A checkpoint to check instead of a freshly built --arch.",
+    metavar="CKPT|zoo:NAME",
+    help="A checkpoint (or zoo:NAME) to check instead of a freshly built --arch.",
 )
 @click.option(
     "--set",
@@ -111,7 +113,7 @@ def check(
     torch.manual_seed(seed)
     target = resolve_device(device)
     if model_path is not None:
-        model = load_model(model_path)
+        model = load_model(resolve_model_path(model_path))
         arch = model.arch
     else:
         model = build(arch, **_parse_settings(settings))
@@ -145,11 +147,12 @@ def check(
 
 
 @main.command()
-@click.argument("checkpoint", type=click.Path(dir_okay=False))
+@click.argument("checkpoint", type=click.Path(dir_okay=False), metavar="CKPT|zoo:NAME")
 def info(checkpoint: str) -> None:
     """Describe a checkpoint: arch, dataset, loss, training and final metrics."""
-    payload = read_checkpoint(checkpoint)
-    model_from_payload(payload, checkpoint)  # the weights must fit the arch
+    path = resolve_model_path(checkpoint)
+    payload = read_checkpoint(path)
+    model_from_payload(payload, path)  # the weights must fit the arch
     training = payload.get("training", {})
     click.echo(
         f"{checkpoint}: {payload['arch']} ({payload.get('loss', '?')}) on "
@@ -325,6 +328,14 @@ DEFAULT_ARCH = {
     "variance explained by the class means (no adversary).",
 )
 @click.option(
+    "--nuisance-objective",
+    type=click.Choice(["ce", "confusion"]),
+    default="ce",
+    show_default=True,
+    help="iCE: what the model does against the nuisance classifier: ascend its "
+    "cross-entropy (Definition 7) or push its prediction to uniform (confusion).",
+)
+@click.option(
     "--hsic-weight",
     type=click.FloatRange(min=0),
     default=1.0,
@@ -356,13 +367,39 @@ DEFAULT_ARCH = {
 def train(**opts: Any) -> None:
     """Train a fiRevNet with CE or iCE, or an oracle-cnn with CE; runs as is under
     torchrun --nproc_per_node N."""
-    from .training.losses import ICEConfig
-    from .training.trainer import Trainer, TrainSettings
+    from .training.trainer import Trainer
 
     out = opts["out"]
     if os.path.exists(out) and not opts["resume"]:
         raise ConfigError(f"{out} exists; pass --resume to continue it or choose another --out")
-    settings = TrainSettings(
+    settings = settings_from_options(opts)
+    trainer = Trainer(
+        settings, out, resume=opts["resume"], callbacks=EpochProgress(enabled=opts["progress"])
+    )
+    if trainer.ctx.is_main:
+        click.echo(
+            f"{settings.loss} training of {trainer.model.arch} on {settings.dataset}: "
+            f"{len(trainer.splits.train)} train / {len(trainer.splits.test)} test examples, "
+            f"epochs {trainer.start_epoch + 1}-{settings.epochs}, batch {trainer.batch_size} "
+            f"x {trainer.ctx.world_size} process(es), lr {trainer.lr:g}, "
+            f"device {trainer.ctx.device}"
+        )
+    started = time.perf_counter()
+    trainer.fit()
+    if trainer.ctx.is_main:
+        click.echo(f"wrote {out} ({time.perf_counter() - started:.0f} s)")
+
+
+def settings_from_options(opts: dict[str, Any]) -> Any:
+    """The :class:`TrainSettings` that ``invaudit train`` builds from its parsed options.
+
+    Public so that a script can tell whether a checkpoint was trained by a given
+    command line (the zoo builder compares the two) without training anything.
+    """
+    from .training.losses import ICEConfig
+    from .training.trainer import TrainSettings
+
+    return TrainSettings(
         dataset=opts["dataset"],
         arch=opts["arch"] or DEFAULT_ARCH[opts["dataset"]],
         arch_config=_parse_settings(opts["settings"]),
@@ -391,25 +428,11 @@ def train(**opts: Any) -> None:
             hsic_weight=opts["hsic_weight"],
             warmup_epochs=opts["warmup_epochs"],
             ramp_epochs=opts["ramp_epochs"],
+            nuisance_objective=opts["nuisance_objective"],
         ),
         adversary_lr=opts["adversary_lr"],
         workers=opts["workers"],
     )
-    trainer = Trainer(
-        settings, out, resume=opts["resume"], callbacks=EpochProgress(enabled=opts["progress"])
-    )
-    if trainer.ctx.is_main:
-        click.echo(
-            f"{settings.loss} training of {trainer.model.arch} on {settings.dataset}: "
-            f"{len(trainer.splits.train)} train / {len(trainer.splits.test)} test examples, "
-            f"epochs {trainer.start_epoch + 1}-{settings.epochs}, batch {trainer.batch_size} "
-            f"x {trainer.ctx.world_size} process(es), lr {trainer.lr:g}, "
-            f"device {trainer.ctx.device}"
-        )
-    started = time.perf_counter()
-    trainer.fit()
-    if trainer.ctx.is_main:
-        click.echo(f"wrote {out} ({time.perf_counter() - started:.0f} s)")
 
 
 from .cli_attack import attack  # noqa: E402  (a command of its own module, registered here)
@@ -421,3 +444,7 @@ from .cli_report import compare, gate, report  # noqa: E402
 main.add_command(report)
 main.add_command(compare)
 main.add_command(gate)
+
+from .cli_zoo import zoo  # noqa: E402
+
+main.add_command(zoo)

@@ -12,7 +12,7 @@ import torch
 
 from .attacks import ATTACKS, AuditContext, Progress, check_attack, require_invertible
 from .attacks.setup import AuditSetup, LoadedModel, model_record, prepare_audit, read_model
-from .cli_options import download_option
+from .cli_options import download_option, oracle_option
 from .errors import ConfigError
 
 
@@ -105,7 +105,12 @@ def summary_lines(method: str, metrics: dict[str, Any]) -> list[str]:
 
 @click.command()
 @click.option(
-    "--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Checkpoint."
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="CKPT|zoo:NAME",
+    help="Checkpoint file, or zoo:NAME for a model of the zoo (see `invaudit zoo`).",
 )
 @click.option("--method", required=True, metavar="NAME", help=f"One of: {', '.join(ATTACKS)}.")
 @click.option("--n", type=int, default=None, help="Test examples to audit (default: all).")
@@ -124,17 +129,11 @@ def summary_lines(method: str, metrics: dict[str, Any]) -> list[str]:
     "--data-dir",
     default=None,
     help="Folder with MNIST/raw or FashionMNIST/raw. Default: $INVAUDIT_DATA, "
-    "else ~/.cache/invaudit/data.",
+    "else ~/.cache/invaudit/data. MNIST without its test files there is audited on "
+    "the embedded test set (fit on images 0-4999, test on 5000-9999).",
 )
 @download_option
-@click.option(
-    "--oracle",
-    "oracle_path",
-    default=None,
-    type=click.Path(dir_okay=False),
-    help="Reference classifier checkpoint standing in for human judgement (images). "
-    "Spheres use the exact oracle (the radius).",
-)
+@oracle_option
 @click.option(
     "--out",
     default=None,
@@ -189,16 +188,18 @@ def attack(**opts: Any) -> None:
         device=str(device),
         dtype=dtype,
         dataset=data.name,
+        data_source=data.source,
         oracle=oracle.info() if oracle is not None else None,
     )
     for line in summary_lines(name, result.metrics):
         click.echo(line)
     if oracle is not None and not oracle.exact:
         click.echo(f"  oracle: {oracle.description}")
+    click.echo(f"  data: {data.source}")
     if opts["out"] is not None:
         from .reports.attack_files import write_attack_files
 
         written = write_attack_files(
-            result, chosen.figures(result), model_record(opts["model_path"], model), opts["out"]
+            result, chosen.figures(result), model_record(setup.path, model), opts["out"]
         )
         click.echo("wrote " + ", ".join(str(p) for p in written))

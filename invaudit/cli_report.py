@@ -16,7 +16,7 @@ import click
 
 from .attacks.setup import read_model
 from .cli_attack import BarProgress, parse_epsilons, setup_from_options
-from .cli_options import download_option
+from .cli_options import download_option, oracle_option
 from .errors import ConfigError
 from .reports.folder import check_out_folder
 from .reports.gate import Check, evaluate, format_results, gate_exit_code, write_junit
@@ -47,23 +47,28 @@ def audit_options(command: Callable[..., Any]) -> Callable[..., Any]:
             show_default=True,
             help="auto: float64 for vector models, float32 for images.",
         ),
-        click.option(
-            "--oracle",
-            "oracle_path",
-            default=None,
-            type=click.Path(dir_okay=False),
-            help="Reference classifier standing in for human judgement (images).",
-        ),
+        oracle_option,
         click.option(
             "--epsilons",
             default=None,
             help="Replace every ε-attack's list, comma-separated (default: per dataset).",
         ),
         click.option(
+            "--linf-epsilons",
+            default=None,
+            help="Replace the L∞ ε-attacks' list only (fgsm, pgd-linf, deepfool-linf).",
+        ),
+        click.option(
+            "--l2-epsilons",
+            default=None,
+            help="Replace the L2 ε-attacks' list only (pgd-l2, deepfool-l2, cw-l2).",
+        ),
+        click.option(
             "--data-dir",
             default=None,
             help="Folder with MNIST/raw or FashionMNIST/raw (default: $INVAUDIT_DATA, "
-            "else ~/.cache/invaudit/data).",
+            "else ~/.cache/invaudit/data). MNIST without its test files there is audited "
+            "on the embedded test set (fit on images 0-4999, test on 5000-9999).",
         ),
         download_option,
         click.option("--progress/--no-progress", default=True, show_default=True),
@@ -113,10 +118,24 @@ def echo_headline(record: dict[str, Any]) -> None:
         click.echo(f"warning: {warning['name']}: {warning['message']}")
 
 
+def chosen_epsilons(opts: dict[str, Any]) -> list[float] | dict[str, list[float]] | None:
+    """``--epsilons`` for every norm, or ``--linf-epsilons``/``--l2-epsilons`` per norm."""
+    per_norm = {
+        norm: parse_epsilons(opts[f"{norm}_epsilons"])
+        for norm in ("linf", "l2")
+        if opts.get(f"{norm}_epsilons") is not None
+    }
+    if opts["epsilons"] is not None:
+        if per_norm:
+            raise ConfigError("give --epsilons or --linf-epsilons/--l2-epsilons, not both")
+        return parse_epsilons(opts["epsilons"])
+    return per_norm or None
+
+
 def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
     """The checkpoint and the suite it gets, checked without touching data."""
     loaded = read_model(path)
-    epsilons = parse_epsilons(opts["epsilons"]) if opts["epsilons"] is not None else None
+    epsilons = chosen_epsilons(opts)
     suite = plan_suite(
         opts["suite"],
         loaded.dataset_name,
@@ -151,7 +170,12 @@ def apply_gate(
 
 @click.command()
 @click.option(
-    "--model", "model_path", required=True, type=click.Path(dir_okay=False), help="Checkpoint."
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="CKPT|zoo:NAME",
+    help="Checkpoint file, or zoo:NAME for a model of the zoo (see `invaudit zoo`).",
 )
 @click.option(
     "--out", required=True, type=click.Path(), help="Report folder (new, empty or a report)."
@@ -192,12 +216,17 @@ def report(ctx: click.Context, **opts: Any) -> None:
 
 
 @click.command()
-@click.argument("models", nargs=-1, required=True, type=click.Path(dir_okay=False))
+@click.argument(
+    "models", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="CKPT|zoo:NAME..."
+)
 @click.option(
     "--out", required=True, type=click.Path(), help="Comparison folder (new, empty or earlier)."
 )
 @click.option(
-    "--label", "labels", multiple=True, help="A name per model, in order (default: file stems)."
+    "--label",
+    "labels",
+    multiple=True,
+    help="A name per model, in order (default: file stems; NAME for zoo:NAME).",
 )
 @audit_options
 def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> None:

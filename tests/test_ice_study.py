@@ -195,3 +195,27 @@ def test_flags_are_read_from_the_option_column() -> None:
         "--resume",
         "--help",
     }
+
+
+def test_a_checkpoint_placed_by_hand_counts_only_if_its_command_matches(tiny_study) -> None:
+    work, _, _ = tiny_study
+    opts = study.build_parser().parse_args(_tiny(work, work / "unused.md"))
+    known = {v.name: v for v in study.VARIANTS}
+    trained = work / "ice-def7" / "model.pt"
+    stored = json.loads(json.dumps(_settings(trained)))
+    same = study.train_argv(known["ice-def7"], opts, trained)
+    assert study.settings_mismatches(same, stored) == []
+    wrong = study.settings_mismatches(study.train_argv(known["ce"], opts, trained), stored)
+    assert wrong == ["loss: 'ice' != 'ce'"]
+    # and the runner refuses to reuse it under the other variant's name
+    (work / "ce-copy").mkdir()
+    (work / "ce-copy" / "model.pt").write_bytes(trained.read_bytes())
+    copy = study.Variant("ce-copy", "CE over an iCE file", ["--loss", "ce"])
+    with pytest.raises(study.StudyError, match="trained otherwise"):
+        study.run_variant(copy, opts, study.CLI(True), "test")
+
+
+def _settings(path: Path) -> dict:
+    from invaudit.models.checkpoint import read_checkpoint
+
+    return read_checkpoint(path)["training"]["settings"]

@@ -213,6 +213,18 @@ def one_line_error(result: Result) -> str:
     return lines[0]
 
 
+def test_per_norm_epsilons_replace_one_norm_and_exclude_epsilons(ckpt, tmp_path, no_attack):
+    out = tmp_path / "out"
+    both = report(ckpt, out, "--epsilons", "0.1", "--l2-epsilons", "1")
+    assert "not both" in one_line_error(both)
+    # --linf-epsilons leaves the L2 list at its default, so a check on an L2 ε it
+    # replaced nowhere is refused before anything runs.
+    check = "pgd-l2.robust_accuracy[0.77] < 0.5"
+    line = one_line_error(report(ckpt, out, "--linf-epsilons", "0.77", "--fail-if", check))
+    assert "not 0.77" in line
+    assert not out.exists()
+
+
 @pytest.mark.parametrize(
     "expression, fragments",
     [

@@ -37,6 +37,12 @@ def test_n_caps_every_step_and_epsilons_replace_every_list() -> None:
             assert step.options["epsilons"] == [0.05]
     full = plan_suite("full", "mnist")
     assert {"deepfool-l2", "cw-l2"} <= set(full.methods)
+    by_norm = plan_suite("full", "mnist", epsilons={"linf": [0.1, 0.3], "l2": [2.0]})
+    chosen = {s.method: s.options.get("epsilons") for s in by_norm.steps}
+    assert chosen["fgsm"] == chosen["pgd-linf"] == [0.1, 0.3]
+    assert chosen["pgd-l2"] == chosen["cw-l2"] == chosen["deepfool-l2"] == [2.0]
+    only_l2 = plan_suite("quick", "mnist", epsilons={"l2": [2.0]})
+    assert "epsilons" not in {s.method: s.options for s in only_l2.steps}["pgd-linf"]
     assert len(full.steps) > len(plan_suite("quick", "mnist").steps)
 
 

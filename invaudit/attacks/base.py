@@ -168,6 +168,8 @@ class Attack:
         metrics: the names of the metrics ``run`` returns, declared so a CI gate
             can reject a check on a metric that will never exist before any
             attack runs (a test holds every entry to its actual output).
+        norm: ``"linf"`` or ``"l2"`` for an ε-attack (what its ``epsilons`` measure),
+            None for the others.
     """
 
     name: str
@@ -179,6 +181,7 @@ class Attack:
     datasets: tuple[str, ...] | None = None
     needs_invertible: bool = True
     metrics: tuple[str, ...] = ()
+    norm: str | None = None
 
 
 def no_figures(result: AttackResult) -> dict[str, Figure]:

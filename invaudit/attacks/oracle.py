@@ -65,8 +65,16 @@ class ClassifierOracle(Oracle):
 
     exact = False
 
-    def __init__(self, path: str | os.PathLike, device: torch.device | str = "cpu") -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        device: torch.device | str = "cpu",
+        *,
+        origin: str | None = None,
+    ) -> None:
+        """``origin`` says who chose this oracle (``--oracle``, the zoo default), for records."""
         self.path = str(path)
+        self.origin = origin
         self.model = load_model(path).to(device).eval()
         self.sha256 = file_sha256(path)
         arch = getattr(self.model, "arch", type(self.model).__name__)
@@ -103,6 +111,7 @@ class ClassifierOracle(Oracle):
             "path": self.path,
             "sha256": self.sha256,
             "test_accuracy": self.test_accuracy,
+            "origin": self.origin,
         }
 
 

@@ -754,6 +754,7 @@ def _entry(
     summary: str,
     minimal_norm: bool = False,
 ) -> Attack:
+    norm = "l2" if name.endswith("-l2") else "linf"  # fgsm and the -linf methods
     return Attack(
         name=name,
         kind="sensitivity",
@@ -764,6 +765,7 @@ def _entry(
         datasets=None,
         needs_invertible=False,
         metrics=_FIXED_METRICS + (_DISTANCE_METRICS if minimal_norm else ()),
+        norm=norm,
     )
 
 

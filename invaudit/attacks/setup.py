@@ -16,12 +16,20 @@ from ..data.audit import AuditData, audit_data
 from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.checkpoint import load_model
+from ..zoo import is_zoo_selector, resolve_model_path, zoo_oracle_for
 from .oracle import ClassifierOracle, Oracle, default_oracle, file_sha256
+
+#: ``--oracle none``: audit an image model without any oracle (the zoo's included).
+NO_ORACLE = "none"
 
 
 @dataclass
 class LoadedModel:
-    """A checkpoint read from disk, before any data is touched (cheap to check)."""
+    """A checkpoint read from disk, before any data is touched (cheap to check).
+
+    ``path`` is the file itself, also for a ``zoo:NAME`` selector, so hashes and
+    records name what was actually read.
+    """
 
     path: str
     model: torch.nn.Module
@@ -51,9 +59,11 @@ class AuditSetup:
 
 
 def read_model(path: str | os.PathLike) -> LoadedModel:
+    """Load a checkpoint given as a path or a ``zoo:NAME`` selector."""
+    path = resolve_model_path(path)
     model = load_model(path)
     dataset = (getattr(model, "checkpoint_info", None) or {}).get("dataset") or {}
-    return LoadedModel(str(path), model, dataset)
+    return LoadedModel(path, model, dataset)
 
 
 def resolve_dtype(dtype: str, model: torch.nn.Module) -> str:
@@ -66,6 +76,37 @@ def resolve_dtype(dtype: str, model: torch.nn.Module) -> str:
     return dtype
 
 
+def choose_oracle(
+    loaded: LoadedModel, oracle_path: str | os.PathLike | None, where: torch.device
+) -> Oracle | None:
+    """The oracle an audit of ``loaded`` uses.
+
+    Spheres: always the exact one (any ``oracle_path`` is refused).  Images: the
+    given checkpoint (a path or ``zoo:NAME``); by default the zoo's oracle for the
+    dataset, if the zoo has one; none with ``"none"`` or when the zoo has none.
+    """
+    exact = default_oracle(loaded.dataset)
+    if exact is not None:
+        if oracle_path is not None:
+            raise ConfigError(
+                f"{loaded.dataset_name} has an exact oracle; --oracle applies to images only"
+            )
+        return exact
+    if oracle_path is not None and str(oracle_path).lower() == NO_ORACLE:
+        return None
+    if oracle_path is None:
+        path = zoo_oracle_for(loaded.dataset_name)
+        if path is None:
+            return None
+        origin = f"default: the zoo oracle for {loaded.dataset_name}"
+    else:
+        path = resolve_model_path(oracle_path)
+        origin = f"--oracle {oracle_path}" if is_zoo_selector(oracle_path) else "--oracle"
+    oracle = ClassifierOracle(path, where, origin=origin)
+    oracle.check_compatible(loaded.model)
+    return oracle
+
+
 def prepare_audit(
     loaded: LoadedModel,
     *,
@@ -75,18 +116,15 @@ def prepare_audit(
     data_dir: str | os.PathLike | None = None,
     download: bool = True,
 ) -> AuditSetup:
-    """Move the model to ``device``/``dtype`` in eval mode, find the oracle and the data."""
+    """Move the model to ``device``/``dtype`` in eval mode, find the oracle and the data.
+
+    ``oracle_path``: None for the default (see :func:`choose_oracle`), ``"none"`` for
+    no oracle, else a checkpoint path or ``zoo:NAME``.
+    """
     where = resolve_device(device)
     dtype = resolve_dtype(dtype, loaded.model)
     model = loaded.model.to(device=where, dtype=getattr(torch, dtype)).eval()
-    oracle = default_oracle(loaded.dataset)
-    if oracle_path is not None:
-        if oracle is not None:
-            raise ConfigError(
-                f"{loaded.dataset_name} has an exact oracle; --oracle applies to images only"
-            )
-        oracle = ClassifierOracle(oracle_path, where)
-        oracle.check_compatible(model)
+    oracle = choose_oracle(loaded, oracle_path, where)
     data = audit_data(loaded.dataset, data_dir=data_dir, download=download)
     return AuditSetup(loaded.path, model, data, oracle, where, dtype)
 

@@ -9,18 +9,25 @@ from typing import Any
 from torch.utils.data import Dataset, TensorDataset
 
 from ..errors import DataError
-from .images import IMAGE_DATASETS, load_image_dataset
+from .embedded import EMBEDDED_MNIST_SOURCE, embedded_mnist_splits
+from .images import IMAGE_DATASETS, has_split_files, load_image_dataset
+from .locate import resolve_data_dir
 from .spheres import spheres_splits
 
 
 @dataclass
 class AuditData:
-    """A dataset's test split now and its training split on demand, both unaugmented."""
+    """A dataset's test split now and its training split on demand, both unaugmented.
+
+    ``source`` says in words where the examples came from (a data dir, the spheres
+    seed, the embedded MNIST set), for the audit's records.
+    """
 
     name: str
     info: dict[str, Any]
     test: Dataset
     load_train: Callable[[], Dataset]
+    source: str = ""
     _train: Dataset | None = None
 
     @property
@@ -44,16 +51,21 @@ def audit_data(
     holdout stream is the training seed plus the holdout offset), so the audit
     sees exactly the points the training run was tested on.  Images are read
     from ``data_dir`` with plain ``k / 255`` pixels in both splits.
+
+    MNIST without its test files in the data dir is audited on the embedded set
+    (see :mod:`invaudit.data.embedded`) and never downloaded: an audit should
+    work offline and start at once, and the embedded set is the same for everyone.
     """
     if not info or "name" not in info:
         raise DataError("the checkpoint records no dataset; cannot choose the audit data")
     name = info["name"]
     if name == "spheres":
         opts = info.get("options", {})
+        seed = int(opts.get("seed", 0))
         train, test = spheres_splits(
             int(opts.get("dim", info["input_shape"][0])),
             tuple(opts.get("radii", (1.0, 10.0))),
-            int(opts.get("seed", 0)),
+            seed,
             int(opts.get("n_train", 500_000)),
             int(opts.get("n_test", 100_000)),
         )
@@ -62,13 +74,19 @@ def audit_data(
             dict(info),
             TensorDataset(*test.tensors()),
             lambda: TensorDataset(*train.tensors()),
+            source=f"spheres regenerated from seed {seed}",
         )
     if name in IMAGE_DATASETS:
+        root = resolve_data_dir(data_dir)
+        if name == "mnist" and not has_split_files(name, "test", root):
+            fit, test = embedded_mnist_splits()
+            source = f"{EMBEDDED_MNIST_SOURCE} (no MNIST test files in {root})"
+            return AuditData(name, dict(info), test, lambda: fit, source=source)
 
         def split(which: str) -> Dataset:
-            return load_image_dataset(
-                name, which, data_dir, train_transform=False, download=download
-            )
+            return load_image_dataset(name, which, root, train_transform=False, download=download)
 
-        return AuditData(name, dict(info), split("test"), lambda: split("train"))
+        return AuditData(
+            name, dict(info), split("test"), lambda: split("train"), source=f"data dir {root}"
+        )
     raise DataError(f"audits of dataset {name!r} are not supported; expected spheres or MNISTs")

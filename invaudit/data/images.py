@@ -30,9 +30,11 @@ __all__ = [
     "IMAGENET_STD",
     "IMAGE_DATASETS",
     "IdxImageDataset",
+    "has_split_files",
     "image_folder_dataset",
     "load_image_dataset",
     "read_idx",
+    "read_idx_pair",
 ]
 
 #: ImageNet channel statistics, for models that normalise internally; datasets here
@@ -92,6 +94,17 @@ def read_idx(path: str | os.PathLike[str]) -> torch.Tensor:
     return torch.frombuffer(bytearray(raw), dtype=torch.uint8, offset=header).view(shape)
 
 
+def read_idx_pair(image_file: Path, label_file: Path) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images ``[N, H, W]`` and labels ``[N]`` (uint8) from two idx files that must agree."""
+    images, labels = read_idx(image_file), read_idx(label_file)
+    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
+        raise DataError(
+            f"expected images [N, H, W] and labels [N] in {image_file.parent}, "
+            f"got {list(images.shape)} and {list(labels.shape)}"
+        )
+    return images, labels
+
+
 def _file_stems(split: str) -> tuple[str, str]:
     prefix = "train" if split == "train" else "t10k"
     return f"{prefix}-images-idx3-ubyte", f"{prefix}-labels-idx1-ubyte"
@@ -103,6 +116,12 @@ def _find_idx(raw_dir: Path, stem: str) -> Path | None:
         if candidate.is_file():
             return candidate
     return None
+
+
+def has_split_files(name: str, split: str, data_dir: str | os.PathLike[str] | None = None) -> bool:
+    """Whether both idx files of ``name``'s ``split`` are in the data dir (no download)."""
+    raw_dir = resolve_data_dir(data_dir) / IMAGE_DATASETS[name].folder / "raw"
+    return all(_find_idx(raw_dir, stem) is not None for stem in _file_stems(split))
 
 
 def _download(name: str, root: Path, split: str) -> None:
@@ -231,13 +250,7 @@ def load_image_dataset(
     if limit is not None:
         limit = _check_int("limit", limit, 1)
     root = resolve_data_dir(data_dir)
-    image_file, label_file = _locate_files(name, root, split, download)
-    images, labels = read_idx(image_file), read_idx(label_file)
-    if images.dim() != 3 or labels.dim() != 1 or len(images) != len(labels):
-        raise DataError(
-            f"expected images [N, H, W] and labels [N] in {image_file.parent}, "
-            f"got {list(images.shape)} and {list(labels.shape)}"
-        )
+    images, labels = read_idx_pair(*_locate_files(name, root, split, download))
     keep = _subset_indices(len(labels), limit, seed)
     return IdxImageDataset(
         images[keep].contiguous(),

@@ -16,6 +16,7 @@ import pandas as pd
 import torch
 
 from ..errors import ConfigError
+from ..zoo import SELECTOR_PREFIX, is_zoo_selector
 from .render_md import fmt_percent, fmt_value
 from .runner import SuiteRun
 
@@ -30,10 +31,16 @@ AUDIT = "Invariance and sensitivity, side by side"
 
 
 def labels_for(paths: Sequence[str], given: Sequence[str]) -> list[str]:
-    """One short, unique, file-system-safe label per model (``--label`` or the file stem)."""
+    """One short, unique, file-system-safe label per model (``--label``, the file stem,
+    or NAME for ``zoo:NAME``)."""
     if given and len(given) != len(paths):
         raise ConfigError(f"--label given {len(given)} times for {len(paths)} models")
-    labels = list(given) or [re.sub(r"\.(pt|pth|ckpt)$", "", str(p).split("/")[-1]) for p in paths]
+    labels = list(given) or [
+        str(p).removeprefix(SELECTOR_PREFIX)
+        if is_zoo_selector(p)
+        else re.sub(r"\.(pt|pth|ckpt)$", "", str(p).split("/")[-1])
+        for p in paths
+    ]
     for label in labels:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", label):
             raise ConfigError(

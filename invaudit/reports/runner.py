@@ -155,6 +155,7 @@ def run_suite(
     report["model"] = {
         **model_record(setup.path, model),
         "dataset": setup.data.name,
+        "data_source": setup.data.source,
         "input_shape": list(model.input_shape),
         "num_classes": model.num_classes,
         "parameters": sum(p.numel() for p in model.parameters()),

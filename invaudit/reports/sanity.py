@@ -91,7 +91,8 @@ def _oracle(report: Mapping[str, Any]) -> list[Warning_]:
         return [
             _warning(
                 "no_oracle",
-                "no --oracle given: the metamer and interpolation oracle rates are n/a",
+                "no oracle (none in the zoo for this dataset, or --oracle none): the metamer "
+                "and interpolation oracle rates are n/a",
             )
         ]
     acc = oracle.get("clean_accuracy")

@@ -11,11 +11,13 @@ A report is one JSON object::
         "path": "runs/mnist-ce.pt", "sha256": "…", "arch": "firevnet-mnist",
         "loss": "ce", "dataset": "mnist", "input_shape": [1, 28, 28],
         "num_classes": 10, "parameters": 123456, "invertible": true,
-        "clean_accuracy": 0.9928, "clean_accuracy_n": 10000
+        "clean_accuracy": 0.9928, "clean_accuracy_n": 10000,
+        "data_source": "data dir /data"             # optional: where the examples came from
       },
       "invertibility": {"n": 512, "max_abs_error": 1e-6, "mean_abs_error": 1e-8,
                         "tolerance": 1e-4, "passed": true},     # null: not invertible
-      "oracle": {"kind": "exact", "description": "…", …} | null,
+      "oracle": {"name": "…", "exact": false, "description": "…", "path": "…",
+                 "sha256": "…", "origin": "default: the zoo oracle for mnist", …} | null,
       "attacks": {
         "metamer": {
           "kind": "invariance",                      # or "sensitivity"
@@ -35,6 +37,10 @@ A report is one JSON object::
       "timing": {"total_seconds": 93.1, "invertibility_seconds": 0.4,
                  "clean_accuracy_seconds": 7.2, "attacks": {"metamer": 3.1, ...}}
     }
+
+Keys added to version 1 later are optional, so older reports still read:
+``model.data_source`` (e.g. ``"data dir /data"`` or ``"embedded MNIST t10k: fit on
+images 0-4999, test on 5000-9999 (…)"``) and ``oracle.origin`` (who chose the oracle).
 
 Everything a rerun with the same seed on the same CPU must reproduce lives in
 ``model``, ``invertibility`` and ``attacks.*.metrics``; ``created``,
@@ -91,6 +97,11 @@ def check_report(report: Any, where: str = "report") -> dict[str, Any]:
     missing = [s for s in SECTIONS if s not in report]
     if missing:
         raise ConfigError(f"{where}: missing section(s) {', '.join(missing)}")
+    model = report["model"]
+    if not isinstance(model, Mapping):
+        raise ConfigError(f"{where}: 'model' is not an object")
+    if not isinstance(model.get("data_source"), str | None):
+        raise ConfigError(f"{where}: model.data_source is not text")
     if not isinstance(report["attacks"], Mapping):
         raise ConfigError(f"{where}: 'attacks' is not an object")
     for method, record in report["attacks"].items():

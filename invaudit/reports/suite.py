@@ -81,7 +81,7 @@ def plan_suite(
     *,
     invertible: bool = True,
     n: int | None = None,
-    epsilons: list[float] | None = None,
+    epsilons: list[float] | dict[str, list[float]] | None = None,
 ) -> Suite:
     """The suite ``name`` for a model trained on ``dataset``.
 
@@ -89,7 +89,9 @@ def plan_suite(
         invertible: False drops the methods that need F⁻¹ (a plain classifier
             still gets its ε-attacks and clean accuracy).
         n: caps every step's examples (and the clean accuracy's) at ``n``.
-        epsilons: replaces the dataset's default ε list of every ε-attack.
+        epsilons: replaces the dataset's default ε list of every ε-attack; a map
+            ``{"linf": [...], "l2": [...]}`` replaces it per norm (a norm it lacks
+            keeps the default).
     """
     if name not in _PLANS:
         raise ConfigError(f"unknown suite {name!r}; expected one of {', '.join(SUITE_NAMES)}")
@@ -104,8 +106,9 @@ def plan_suite(
         if attack.needs_invertible and not invertible:
             continue
         options = dict(options)
-        if epsilons is not None and "epsilons" in attack.options:
-            options["epsilons"] = list(epsilons)
+        chosen = epsilons.get(attack.norm) if isinstance(epsilons, dict) else epsilons
+        if chosen is not None and "epsilons" in attack.options:
+            options["epsilons"] = list(chosen)
         check_attack(method, dataset, options)
         steps.append(Step(method, options, _cap(budget, n)))
     return Suite(

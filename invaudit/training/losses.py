@@ -26,8 +26,10 @@ of ascending D_nc's cross-entropy (Definition 7), which F can also raise by
 making D_nc *confidently wrong* (a relabelling that keeps the information),
 F minimises the cross-entropy between D_nc's prediction and the uniform
 distribution, whose minimum is reached only when D_nc cannot tell the classes
-apart (the "confusion" loss of domain adaptation).  ``warmup_epochs`` / ``ramp_epochs`` schedule every term
-beyond sCE: plain CE first, then a linear ramp to the full weights.
+apart (the "confusion" loss of domain adaptation).
+
+``warmup_epochs`` / ``ramp_epochs`` schedule every term beyond sCE: plain CE
+first, then a linear ramp to the full weights.
 """
 
 from __future__ import annotations

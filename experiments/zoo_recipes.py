@@ -1,0 +1,104 @@
+"""The seeded ``invaudit train`` command behind every zoo model (issue 7).
+
+``build_zoo.py`` trains (or checks) and packs these; ``reproduce.py`` reruns
+them.  A checkpoint counts as trained by a recipe only if the settings it
+stored equal the settings the recipe's command line parses to, field by
+field, except where the run happened (device, data folder, download, data
+loader workers): :func:`recipe_mismatches` says which fields differ.
+"""
+
+from __future__ import annotations
+
+import shlex
+from dataclasses import asdict, dataclass
+from typing import Any
+
+#: TrainSettings fields that say where a run happened, not what it computed.
+PLACE_FIELDS = ("device", "data_dir", "download", "workers")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    name: str
+    summary: str
+    role: str  # "classifier" or "oracle"
+    train_args: tuple[str, ...]
+
+    def command(self, out: str = "") -> str:
+        """The command line as a user types it (``--out`` last)."""
+        args = ["invaudit", "train", *self.train_args, "--out", out or f"{self.name}.pt"]
+        return shlex.join(args)
+
+
+RECIPES: tuple[Recipe, ...] = (
+    Recipe(
+        "spheres-ce",
+        "fiRevNet-FC on adversarial spheres (d=100, R1=1, R2=10), cross-entropy",
+        "classifier",
+        ("--dataset", "spheres", "--loss", "ce", "--epochs", "2", "--seed", "0"),
+    ),
+    Recipe(
+        "spheres-ice",
+        "fiRevNet-FC on adversarial spheres (d=100, R1=1, R2=10), iCE (Definition 7)",
+        "classifier",
+        ("--dataset", "spheres", "--loss", "ice", "--epochs", "2", "--seed", "0"),
+    ),
+    Recipe(
+        "mnist-ce",
+        "fiRevNet (CPU default arch) on MNIST, cross-entropy",
+        "classifier",
+        ("--dataset", "mnist", "--loss", "ce", "--epochs", "6", "--lr", "0.003", "--seed", "0"),
+    ),
+    Recipe(
+        "mnist-ice",
+        "fiRevNet (CPU default arch) on MNIST, iCE (Definition 7, the default recipe)",
+        "classifier",
+        ("--dataset", "mnist", "--loss", "ice", "--epochs", "6", "--lr", "0.003", "--seed", "0"),
+    ),
+    Recipe(
+        "mnist-oracle",
+        "plain CNN oracle for MNIST audits (stands in for human judgement)",
+        "oracle",
+        ("--dataset", "mnist", "--arch", "oracle-cnn", "--loss", "ce", "--epochs", "3",
+         "--seed", "0"),
+    ),
+)  # fmt: skip
+
+BY_NAME = {r.name: r for r in RECIPES}
+
+
+def recipe_settings(recipe: Recipe) -> dict[str, Any]:
+    """The TrainSettings (as a dict) that ``invaudit train`` builds from the recipe."""
+    from invaudit.cli import settings_from_options, train
+
+    ctx = train.make_context("train", [*recipe.train_args, "--out", "unused.pt"])
+    return _plain(asdict(settings_from_options(ctx.params)))
+
+
+def recipe_mismatches(recipe: Recipe, stored: dict[str, Any]) -> list[str]:
+    """``field: stored != recipe`` for every recipe field a checkpoint's settings differ in.
+
+    Settings saved before an option existed lack its key; they are read with
+    that option's default, which is what the run used.
+    """
+    from invaudit.training.losses import ICEConfig
+
+    wanted = recipe_settings(recipe)
+    have = dict(stored)
+    have["ice"] = _plain(asdict(ICEConfig(**have.get("ice", {}))))
+    out = []
+    for key, value in wanted.items():
+        if key in PLACE_FIELDS:
+            continue
+        if _plain(have.get(key)) != value:
+            out.append(f"{key}: {have.get(key)!r} != {value!r}")
+    return out
+
+
+def _plain(value: Any) -> Any:
+    """Tuples as lists and dicts recursively, so stored JSON-like data compares equal."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
