@@ -104,21 +104,20 @@ def pack(payload: dict[str, Any], name: str) -> Path:
     return out
 
 
-def probe(packed: Path, name: str, work: Path, data_dir: str) -> tuple[dict[str, Any], str]:
-    """The probe audit's metrics for ``packed`` (rerun only when the file changed)."""
+def probe(packed: Path, name: str, work: Path, data_dir: str) -> dict[str, Any]:
+    """The probe audit's record for ``packed`` (rerun only when the file changed), with
+    ``command`` added: the command line that made it."""
     out = work / f"{name}-probe"
     result = out / "probe.json"
     sha = sha256(packed)
     args = ("attack", "--model", shown(packed), "--method", "probe",
             "--data-dir", data_dir, "--no-download", "--no-progress",
             "--out", shown(out))  # fmt: skip
-    command = shlex.join(["invaudit", *args])
-    if result.exists():
+    record = json.loads(result.read_text()) if result.exists() else {}
+    if record.get("model", {}).get("sha256") != sha or record.get("seconds") is None:
+        invaudit(*args, log_path=work / f"{name}-probe.log")
         record = json.loads(result.read_text())
-        if record.get("model", {}).get("sha256") == sha:
-            return record["metrics"], command
-    invaudit(*args, log_path=work / f"{name}-probe.log")
-    return json.loads(result.read_text())["metrics"], command
+    return {**record, "command": shlex.join(["invaudit", *args])}
 
 
 def shown(path: Path) -> str:
@@ -152,19 +151,19 @@ def card(
     recipe: Recipe,
     payload: dict[str, Any],
     packed: Path,
-    probe_metrics: dict[str, Any] | None,
-    probe_command: str | None,
+    probed: dict[str, Any] | None,
     hardware: str,
 ) -> dict[str, Any]:
     training = payload["training"]
     last = training["history"][-1]
-    if probe_metrics is not None:
+    if probed is not None:
+        measured = probed["metrics"]
         metrics = {
-            "logit_test_error": probe_metrics["decision_test_error"],
-            "logit_train_error": probe_metrics["decision_train_error"],
-            "probe_nuisance_test_error": probe_metrics["nuisance_error"],
-            "probe_nuisance_train_error": probe_metrics["nuisance_train_error"],
-            "probe_command": probe_command,
+            "logit_test_error": measured["decision_test_error"],
+            "logit_train_error": measured["decision_train_error"],
+            "probe_nuisance_test_error": measured["nuisance_error"],
+            "probe_nuisance_train_error": measured["nuisance_train_error"],
+            "probe_command": probed["command"],
         }
     else:  # the oracle: the trainer's own test measurement after the last epoch
         metrics = {
@@ -177,7 +176,7 @@ def card(
     notes = (
         "Logit errors are argmax z_s of this file on the full splits; probe errors come "
         "from a fresh MLP fitted on the frozen z_n (the probe audit)."
-        if probe_metrics is not None
+        if probed is not None
         else "Test error measured by the trainer on the full test split after the last "
         "epoch (oracle-cnn has no z_n to probe)."
     )
@@ -206,13 +205,13 @@ def build(recipe: Recipe, args: argparse.Namespace) -> dict[str, Any]:
     payload = full_checkpoint(recipe, args.work, args.data_dir, args.train)
     packed = pack(payload, recipe.name)
     log(f"[{recipe.name}] packed {packed.stat().st_size / 1e6:.2f} MB")
-    measured, command = (None, None)
+    probed = None
     if recipe.role == "classifier":
-        measured, command = probe(packed, recipe.name, args.work, args.data_dir)
-    entry = card(recipe, payload, packed, measured, command, args.hardware)
+        probed = probe(packed, recipe.name, args.work, args.data_dir)
+    entry = card(recipe, payload, packed, probed, args.hardware)
     (ZOO / f"{recipe.name}.json").write_text(json.dumps(entry, indent=2) + "\n")
     log(f"[{recipe.name}] card: {json.dumps(entry['metrics'])}")
-    return entry
+    return {"card": entry, "probe": probed, "payload_training": payload["training"]}
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -753,7 +753,10 @@ def run_variant(
                 f"{100 * metrics['decision_test_error']:.2f} %"
             )
         else:
-            note(f"{tag} epoch {epoch}: no snapshot (run killed mid-way?); no curve probe")
+            note(
+                f"{tag} epoch {epoch}: no snapshot (trained before this run, or killed "
+                "mid-way); no curve probe"
+            )
         curve.append(point)
 
     final_opts = probe_options(opts, final=True)

@@ -3,16 +3,20 @@
 Run from the repository root (hours from scratch on 2 cores; see the doc):
 ``OMP_NUM_THREADS=1 .venv/bin/python experiments/reproduce.py --data-dir ../shared/data``
 
-1. Train every zoo recipe (``experiments/zoo_recipes.py``) with its
-   ``invaudit train`` command into ``--train-work``.  A finished checkpoint
-   already there whose stored settings equal the recipe's is reused (the
-   same rule as ``build_zoo.py``); ``--fresh`` deletes them first.
-2. ``invaudit compare`` the CE and iCE models of each dataset with the full
-   report suite (spheres against their exact oracle, MNIST against the
-   oracle CNN).  A comparison is rerun only when a checkpoint changed.
-3. Write the doc from the comparison folders' ``report.json`` files and
-   copy the figures next to it.  Nothing in the doc is typed by hand except
-   the paper's figures (:data:`PAPER`) and the deviations' wording.
+1. Build the zoo (``build_zoo.py``): train every recipe of
+   ``experiments/zoo_recipes.py`` with its ``invaudit train`` command into
+   ``--train-work`` (a finished checkpoint already there whose stored
+   settings equal the recipe's is reused; ``--fresh`` deletes them first),
+   pack it into ``invaudit/zoo/models/`` and measure it with the probe audit
+   at Table 2's budget (60k training examples, 10 epochs, every test
+   example).  Those probes give Table 2 and the spheres holdout figures.
+2. ``invaudit compare`` the zoo's CE and iCE models of each dataset with the
+   report suite (spheres against their exact oracle, MNIST against the zoo
+   oracle).  A comparison is rerun only when a checkpoint changed.
+3. Write the doc from the probe records and the comparison folders'
+   ``report.json`` files, and copy the figures next to it.  Nothing in the doc
+   is typed by hand except the paper's figures (:data:`PAPER`) and the
+   deviations' wording.
 """
 
 from __future__ import annotations
@@ -32,8 +36,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
 
-from build_zoo import BuildError, full_checkpoint, invaudit, log, sha256  # noqa: E402
-from zoo_recipes import BY_NAME, RECIPES  # noqa: E402
+from build_zoo import ZOO, BuildError, build, invaudit, log, sha256  # noqa: E402
+from zoo_recipes import BY_NAME  # noqa: E402
 
 SCRIPT = "experiments/reproduce.py"
 
@@ -57,12 +61,12 @@ PAIRS = {
 def compare(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     """The comparison folder's reports, ``{"ce": report, "ice": report}`` (rerun if stale)."""
     ce, ice, oracle = PAIRS[dataset]
-    paths = {n: args.train_work / f"{n}.pt" for n in (ce, ice, oracle) if n}
+    paths = {n: ZOO / f"{n}.pt" for n in (ce, ice, oracle) if n}
     out = args.work / dataset
-    cmd = ["compare", str(paths[ce]), str(paths[ice]), "--suite", args.suite,
-           "--out", str(out), "--no-progress", "--seed", "0"]  # fmt: skip
+    cmd = ["compare", f"zoo:{ce}", f"zoo:{ice}", "--label", "ce", "--label", "ice",
+           "--suite", args.suite, "--out", str(out), "--no-progress", "--seed", "0"]  # fmt: skip
     if oracle:
-        cmd += ["--oracle", str(paths[oracle])]
+        cmd += ["--oracle", f"zoo:{oracle}"]
     if dataset != "spheres":
         cmd += ["--data-dir", args.data_dir, "--no-download"]
     reports = _read_reports(out)
@@ -77,29 +81,10 @@ def compare(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     return reports
 
 
-def table2_probes(dataset: str, args: argparse.Namespace) -> dict[str, dict[str, Any]]:
-    """Table 2's probe at its own budget (the probe audit's defaults: 60k training
-    examples, 10 epochs, the whole test split) for the CE and iCE model: ``{label: json}``."""
+def table2_probes(dataset: str, built: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    """The zoo build's probe records of the CE and iCE model: ``{label: record}``."""
     ce, ice, _ = PAIRS[dataset]
-    found = {}
-    for label, name in (("ce", ce), ("ice", ice)):
-        model = args.train_work / f"{name}.pt"
-        out = args.work / f"{dataset}-probe-{label}"
-        cmd = ["attack", "--model", str(model), "--method", "probe", "--out", str(out),
-               "--no-progress", "--seed", "0"]  # fmt: skip
-        if dataset != "spheres":
-            cmd += ["--data-dir", args.data_dir, "--no-download"]
-        path, wall = out / "probe.json", args.work / f"{dataset}-probe-{label}.seconds"
-        record = json.loads(path.read_text()) if path.exists() else None
-        if record is None or record["model"]["sha256"] != sha256(model) or not wall.exists():
-            started = time.perf_counter()
-            invaudit(*cmd, log_path=args.work / f"{dataset}-probe-{label}.log")
-            wall.write_text(f"{time.perf_counter() - started:.1f}\n")
-            record = json.loads(path.read_text())
-        record["command"] = shlex.join(["invaudit", *cmd])
-        record["wall_seconds"] = float(wall.read_text())
-        found[label] = record
-    return found
+    return {"ce": built[ce]["probe"], "ice": built[ice]["probe"]}
 
 
 def _read_reports(out: Path) -> dict[str, Any] | None:
@@ -290,7 +275,7 @@ def timing_section(args: argparse.Namespace, all_reports: dict, reused: list[str
     import torch
 
     rows, total = [], 0.0
-    for recipe in RECIPES:
+    for recipe in (BY_NAME[n] for d in all_reports for n in PAIRS[d] if n):
         payload = torch.load(args.train_work / f"{recipe.name}.pt", map_location="cpu",
                              weights_only=True)  # fmt: skip
         wall = float(payload["training"]["wall_seconds"])
@@ -298,13 +283,13 @@ def timing_section(args: argparse.Namespace, all_reports: dict, reused: list[str
         note = "reused (same settings)" if recipe.name in reused else "trained by this run"
         rows.append([f"train {recipe.name}", f"{wall / 60:.1f}", f"`{recipe.command()}`", note])
     for dataset, reports in all_reports.items():
+        for label, probe in reports["table2"].items():
+            total += probe["seconds"]
+            rows.append([f"probe {dataset} {label}", f"{probe['seconds'] / 60:.1f}",
+                         f"`{probe['command']}`", ""])  # fmt: skip
         wall = sum(reports[lab]["timing"]["total_seconds"] for lab in ("ce", "ice"))
         total += wall
         rows.append([f"compare {dataset}", f"{wall / 60:.1f}", f"`{reports['command']}`", ""])
-        for label, probe in reports["table2"].items():
-            total += probe["wall_seconds"]
-            rows.append([f"probe {dataset} {label}", f"{probe['wall_seconds'] / 60:.1f}",
-                         f"`{probe['command']}`", ""])  # fmt: skip
     return [
         "## Wall time",
         "",
@@ -371,6 +356,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", choices=("quick", "full"), default="quick")
     parser.add_argument("--datasets", default="spheres,mnist")
     parser.add_argument("--fresh", action="store_true", help="retrain every checkpoint")
+    parser.add_argument(
+        "--hardware",
+        default=f"{platform.machine()} CPU machine with 2 cores, shared with other jobs",
+        help="where the training ran, for the zoo cards",
+    )
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     if set(datasets) - set(PAIRS):
@@ -378,19 +368,22 @@ def main(argv: list[str] | None = None) -> int:
     args.train_work.mkdir(parents=True, exist_ok=True)
     args.work.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
+    build_args = argparse.Namespace(
+        work=args.train_work, data_dir=args.data_dir, train=True, hardware=args.hardware
+    )
     try:
         names = [n for d in datasets for n in PAIRS[d] if n]
-        reused = []
+        reused, built = [], {}
         for name in names:
             path = args.train_work / f"{name}.pt"
             if args.fresh and path.exists():
                 path.unlink()
             if path.exists():
                 reused.append(name)
-            full_checkpoint(BY_NAME[name], args.train_work, args.data_dir, train=True)
+            built[name] = build(BY_NAME[name], build_args)
         all_reports = {d: compare(d, args) for d in datasets}
         for d in datasets:
-            all_reports[d]["table2"] = table2_probes(d, args)
+            all_reports[d]["table2"] = table2_probes(d, built)
     except BuildError as err:
         print(f"reproduce: {err}", file=sys.stderr)
         return 2

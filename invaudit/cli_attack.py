@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -181,7 +182,9 @@ def attack(**opts: Any) -> None:
         progress=BarProgress(opts["progress"]),
     )
     torch.manual_seed(opts["seed"])
+    started = time.perf_counter()
     result = chosen.run(ctx, **options)
+    seconds = time.perf_counter() - started
     result.settings.update(
         seed=opts["seed"],
         batch_size=opts["batch_size"],
@@ -200,6 +203,6 @@ def attack(**opts: Any) -> None:
         from .reports.attack_files import write_attack_files
 
         written = write_attack_files(
-            result, chosen.figures(result), model_record(setup.path, model), opts["out"]
+            result, chosen.figures(result), model_record(setup.path, model), opts["out"], seconds
         )
         click.echo("wrote " + ", ".join(str(p) for p in written))

@@ -39,7 +39,8 @@ def test_metamer_writes_json_csv_and_figure(spheres_ckpt, tmp_path) -> None:
     assert result.exit_code == 0, result.output
     assert "logit_match_max_abs" in result.stdout
     record = json.loads((out / "metamer.json").read_text())
-    assert set(record) == {"method", "n", "metrics", "settings", "model"}
+    assert set(record) == {"method", "n", "metrics", "settings", "model", "seconds"}
+    assert record["seconds"] > 0  # the attack's own wall time
     assert record["method"] == "metamer" and record["n"] == 200
     assert set(record["model"]) == {"path", "sha256", "arch", "loss"}
     assert record["model"]["arch"] == "firevnet-fc" and record["model"]["loss"] == "ce"

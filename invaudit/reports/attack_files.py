@@ -32,8 +32,10 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def result_record(result: AttackResult, model: dict[str, Any]) -> dict[str, Any]:
-    """The JSON record of one attack on one model."""
+def result_record(
+    result: AttackResult, model: dict[str, Any], seconds: float | None = None
+) -> dict[str, Any]:
+    """The JSON record of one attack on one model (``seconds``: its wall time)."""
     return json_safe(
         {
             "method": result.method,
@@ -41,12 +43,17 @@ def result_record(result: AttackResult, model: dict[str, Any]) -> dict[str, Any]
             "metrics": result.metrics,
             "settings": result.settings,
             "model": model,
+            "seconds": seconds,
         }
     )
 
 
 def write_attack_files(
-    result: AttackResult, figures: dict[str, Any], model: dict[str, Any], out: str | os.PathLike
+    result: AttackResult,
+    figures: dict[str, Any],
+    model: dict[str, Any],
+    out: str | os.PathLike,
+    seconds: float | None = None,
 ) -> list[Path]:
     """Write the CSV, the PNGs, then the JSON of ``result`` into ``out``; returns the paths."""
     folder = Path(out)
@@ -60,7 +67,7 @@ def write_attack_files(
         save_png(fig, png)
         written.append(png)
     json_path = folder / f"{result.method}.json"
-    body = json.dumps(result_record(result, model), indent=2, allow_nan=False).encode() + b"\n"
+    body = json.dumps(result_record(result, model, seconds), indent=2, allow_nan=False).encode() + b"\n"
     write_atomic(json_path, lambda f: f.write(body))
     written.append(json_path)
     return written
