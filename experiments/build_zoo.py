@@ -41,6 +41,8 @@ sys.path.insert(0, str(REPO / "experiments"))
 from zoo_recipes import BY_NAME, RECIPES, Recipe, recipe_mismatches  # noqa: E402
 
 ZOO = REPO / "invaudit" / "zoo" / "models"
+#: Where the cards say training ran, unless --hardware says otherwise.
+DEFAULT_HARDWARE = f"{platform.machine()} CPU machine with 2 cores, shared with other jobs"
 LIMIT_BYTES = 5 * 1024 * 1024
 
 
@@ -220,11 +222,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data-dir", required=True)
     parser.add_argument("--work", type=Path, default=REPO / "runs" / "zoo-train")
     parser.add_argument("--train", action="store_true", help="train missing checkpoints")
-    parser.add_argument(
-        "--hardware",
-        default=f"{platform.machine()} CPU machine with 2 cores, shared with other jobs",
-        help="where the training ran, for the cards",
-    )
+    parser.add_argument("--hardware", default=DEFAULT_HARDWARE, help="for the cards")
     args = parser.parse_args(argv)
     names = [n for n in args.names.split(",") if n]
     unknown = [n for n in names if n not in BY_NAME]

@@ -36,7 +36,15 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
 
-from build_zoo import ZOO, BuildError, build, invaudit, log, sha256  # noqa: E402
+from build_zoo import (  # noqa: E402
+    DEFAULT_HARDWARE,
+    ZOO,
+    BuildError,
+    build,
+    invaudit,
+    log,
+    sha256,
+)
 from zoo_recipes import BY_NAME  # noqa: E402
 
 SCRIPT = "experiments/reproduce.py"
@@ -356,11 +364,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--suite", choices=("quick", "full"), default="quick")
     parser.add_argument("--datasets", default="spheres,mnist")
     parser.add_argument("--fresh", action="store_true", help="retrain every checkpoint")
-    parser.add_argument(
-        "--hardware",
-        default=f"{platform.machine()} CPU machine with 2 cores, shared with other jobs",
-        help="where the training ran, for the zoo cards",
-    )
+    parser.add_argument("--hardware", default=DEFAULT_HARDWARE, help="for the zoo cards")
     args = parser.parse_args(argv)
     datasets = [d for d in args.datasets.split(",") if d]
     if set(datasets) - set(PAIRS):

@@ -13,7 +13,7 @@ import torch
 
 from .attacks import ATTACKS, AuditContext, Progress, check_attack, require_invertible
 from .attacks.setup import AuditSetup, LoadedModel, model_record, prepare_audit, read_model
-from .cli_options import download_option, oracle_option
+from .cli_options import download_option, model_option, oracle_option
 from .errors import ConfigError
 
 
@@ -105,14 +105,7 @@ def summary_lines(method: str, metrics: dict[str, Any]) -> list[str]:
 
 
 @click.command()
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    metavar="CKPT|zoo:NAME",
-    help="Checkpoint file, or zoo:NAME for a model of the zoo (see `invaudit zoo`).",
-)
+@model_option
 @click.option("--method", required=True, metavar="NAME", help=f"One of: {', '.join(ATTACKS)}.")
 @click.option("--n", type=int, default=None, help="Test examples to audit (default: all).")
 @click.option("--seed", type=int, default=0, show_default=True)

@@ -21,3 +21,13 @@ oracle_option = click.option(
     "for MNIST), else none; 'none' audits without one. Spheres always use the exact "
     "oracle (the radius).",
 )
+
+#: The checkpoint an audit command reads (a path, or zoo:NAME).
+model_option = click.option(
+    "--model",
+    "model_path",
+    required=True,
+    type=click.Path(dir_okay=False),
+    metavar="CKPT|zoo:NAME",
+    help="Checkpoint file, or zoo:NAME for a model of the zoo (see `invaudit zoo`).",
+)

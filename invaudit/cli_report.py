@@ -16,7 +16,7 @@ import click
 
 from .attacks.setup import read_model
 from .cli_attack import BarProgress, parse_epsilons, setup_from_options
-from .cli_options import download_option, oracle_option
+from .cli_options import download_option, model_option, oracle_option
 from .errors import ConfigError
 from .reports.folder import check_out_folder
 from .reports.gate import Check, evaluate, format_results, gate_exit_code, write_junit
@@ -169,14 +169,7 @@ def apply_gate(
 
 
 @click.command()
-@click.option(
-    "--model",
-    "model_path",
-    required=True,
-    type=click.Path(dir_okay=False),
-    metavar="CKPT|zoo:NAME",
-    help="Checkpoint file, or zoo:NAME for a model of the zoo (see `invaudit zoo`).",
-)
+@model_option
 @click.option(
     "--out", required=True, type=click.Path(), help="Report folder (new, empty or a report)."
 )

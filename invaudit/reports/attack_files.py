@@ -67,7 +67,8 @@ def write_attack_files(
         save_png(fig, png)
         written.append(png)
     json_path = folder / f"{result.method}.json"
-    body = json.dumps(result_record(result, model, seconds), indent=2, allow_nan=False).encode() + b"\n"
+    record = result_record(result, model, seconds)
+    body = json.dumps(record, indent=2, allow_nan=False).encode() + b"\n"
     write_atomic(json_path, lambda f: f.write(body))
     written.append(json_path)
     return written
