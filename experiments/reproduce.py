@@ -44,6 +44,7 @@ from build_zoo import (  # noqa: E402
     invaudit,
     log,
     sha256,
+    shown,
 )
 from zoo_recipes import BY_NAME  # noqa: E402
 
@@ -72,7 +73,7 @@ def compare(dataset: str, args: argparse.Namespace) -> dict[str, Any]:
     paths = {n: ZOO / f"{n}.pt" for n in (ce, ice, oracle) if n}
     out = args.work / dataset
     cmd = ["compare", f"zoo:{ce}", f"zoo:{ice}", "--label", "ce", "--label", "ice",
-           "--suite", args.suite, "--out", str(out), "--no-progress", "--seed", "0"]  # fmt: skip
+           "--suite", args.suite, "--out", shown(out), "--no-progress", "--seed", "0"]  # fmt: skip
     if oracle:
         cmd += ["--oracle", f"zoo:{oracle}"]
     if dataset != "spheres":
@@ -339,8 +340,8 @@ def write_doc(args: argparse.Namespace, all_reports: dict, reused: list[str], ar
         f"- Date: {datetime.datetime.now(datetime.timezone.utc).isoformat(timespec='seconds')}",
         f"- Machine: {os.cpu_count()} cores, Python {platform.python_version()}, "
         f"{platform.machine()}",
-        f"- Suite: `{args.suite}`; checkpoints in `{args.train_work}`, reports in "
-        f"`{args.work}`.",
+        f"- Suite: `{args.suite}`; checkpoints in `{shown(args.train_work)}`, reports in "
+        f"`{shown(args.work)}`.",
         "",
         *deviations(),
     ]

@@ -24,6 +24,8 @@ def percent(value: Any) -> str:
     """A fraction as a percentage with two decimals (errors under 1 % are common here)."""
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return "n/a"
+    if 0 < abs(value) < 5e-5:  # a few errors in 100k must not read as 0.00%
+        return f"{100 * value:.1g}%"
     return f"{100 * value:.2f}%"
 
 
