@@ -37,11 +37,13 @@ RECIPES: tuple[Recipe, ...] = (
         "classifier",
         ("--dataset", "spheres", "--loss", "ce", "--epochs", "2", "--seed", "0"),
     ),
+    # 3 epochs, not 2: after 2 it still misclassified 2 of the 100k holdout points
+    # (issue 7 asks for none); after 3, none.  CE had none after 2.
     Recipe(
         "spheres-ice",
         "fiRevNet-FC on adversarial spheres (d=100, R1=1, R2=10), iCE (Definition 7)",
         "classifier",
-        ("--dataset", "spheres", "--loss", "ice", "--epochs", "2", "--seed", "0"),
+        ("--dataset", "spheres", "--loss", "ice", "--epochs", "3", "--seed", "0"),
     ),
     Recipe(
         "mnist-ce",
