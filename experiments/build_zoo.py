@@ -176,8 +176,10 @@ def card(
             "probe_command": None,
         }
     notes = (
-        "Logit errors are argmax z_s of this file on the full splits; probe errors come "
-        "from a fresh MLP fitted on the frozen z_n (the probe audit)."
+        "Logit errors are argmax z_s of this file on the whole test split and on the "
+        f"{measured['n_train']:,} training examples the probe fitted on (a seeded subset where "
+        "the training split is larger); probe errors come from a fresh MLP fitted on the "
+        "frozen z_n of those examples (the probe audit)."
         if probed is not None
         else "Test error measured by the trainer on the full test split after the last "
         "epoch (oracle-cnn has no z_n to probe)."
