@@ -31,14 +31,15 @@ class Recipe:
 
 
 RECIPES: tuple[Recipe, ...] = (
+    # 3 epochs, not 2: after 2 the iCE model still misclassified 2 of the 100k
+    # holdout points (issue 7 asks for none); after 3, none.  CE gets the same
+    # budget so that the two compare like for like.
     Recipe(
         "spheres-ce",
         "fiRevNet-FC on adversarial spheres (d=100, R1=1, R2=10), cross-entropy",
         "classifier",
-        ("--dataset", "spheres", "--loss", "ce", "--epochs", "2", "--seed", "0"),
+        ("--dataset", "spheres", "--loss", "ce", "--epochs", "3", "--seed", "0"),
     ),
-    # 3 epochs, not 2: after 2 it still misclassified 2 of the 100k holdout points
-    # (issue 7 asks for none); after 3, none.  CE had none after 2.
     Recipe(
         "spheres-ice",
         "fiRevNet-FC on adversarial spheres (d=100, R1=1, R2=10), iCE (Definition 7)",
