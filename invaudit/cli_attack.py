@@ -13,7 +13,7 @@ import torch
 
 from .attacks import ATTACKS, AuditContext, Progress, check_attack, require_invertible
 from .attacks.setup import AuditSetup, LoadedModel, model_record, prepare_audit, read_model
-from .cli_options import download_option, model_option, oracle_option
+from .cli_options import audit_download_option, model_option, oracle_option
 from .errors import ConfigError
 
 
@@ -126,7 +126,7 @@ def summary_lines(method: str, metrics: dict[str, Any]) -> list[str]:
     "else ~/.cache/invaudit/data. MNIST without its test files there is audited on "
     "the embedded test set (fit on images 0-4999, test on 5000-9999).",
 )
-@download_option
+@audit_download_option
 @oracle_option
 @click.option(
     "--out",

@@ -11,6 +11,16 @@ download_option = click.option(
     help="Download missing MNIST files through torchvision.",
 )
 
+#: Audits differ from training here: MNIST falls back to the embedded test set.
+audit_download_option = click.option(
+    "--download/--no-download",
+    default=True,
+    show_default=True,
+    help="Download missing Fashion-MNIST files through torchvision. An MNIST audit "
+    "never downloads: without MNIST's test files in the data dir it uses the embedded "
+    "test set (see docs/zoo.md).",
+)
+
 oracle_option = click.option(
     "--oracle",
     "oracle_path",

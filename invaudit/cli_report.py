@@ -16,7 +16,7 @@ import click
 
 from .attacks.setup import read_model
 from .cli_attack import BarProgress, parse_epsilons, setup_from_options
-from .cli_options import download_option, model_option, oracle_option
+from .cli_options import audit_download_option, model_option, oracle_option
 from .errors import ConfigError
 from .reports.folder import check_out_folder
 from .reports.gate import Check, evaluate, format_results, gate_exit_code, write_junit
@@ -70,7 +70,7 @@ def audit_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "else ~/.cache/invaudit/data). MNIST without its test files there is audited "
             "on the embedded test set (fit on images 0-4999, test on 5000-9999).",
         ),
-        download_option,
+        audit_download_option,
         click.option("--progress/--no-progress", default=True, show_default=True),
     ]
     for option in reversed(options):
