@@ -24,7 +24,6 @@ For every recipe in ``experiments/zoo_recipes.py``:
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 import os
 import platform
@@ -39,6 +38,8 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "experiments"))
 
 from zoo_recipes import BY_NAME, RECIPES, Recipe, recipe_mismatches  # noqa: E402
+
+from invaudit.attacks.oracle import file_sha256 as sha256  # noqa: E402
 
 ZOO = REPO / "invaudit" / "zoo" / "models"
 #: Where the cards say training ran, unless --hardware says otherwise.
@@ -125,14 +126,6 @@ def probe(packed: Path, name: str, work: Path, data_dir: str) -> dict[str, Any]:
 def shown(path: Path) -> str:
     """``path`` relative to the repository when inside it, for commands in the cards."""
     return os.path.relpath(path, REPO) if path.resolve().is_relative_to(REPO) else str(path)
-
-
-def sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def data_text(dataset: dict[str, Any]) -> str:

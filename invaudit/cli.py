@@ -23,6 +23,7 @@ from .models import ARCHS, build, default_config
 from .models.check import check_invertibility
 from .models.checkpoint import load_model, model_from_payload, read_checkpoint
 from .progress import EpochProgress
+from .training.losses import INDEPENDENCE, NUISANCE_OBJECTIVES
 from .zoo import resolve_model_path
 
 RECONSTRUCTION_TOLERANCE = 1e-4
@@ -320,7 +321,7 @@ DEFAULT_ARCH = {
 )
 @click.option(
     "--independence",
-    type=click.Choice(["adversary", "hsic", "adversary+hsic", "class-means"]),
+    type=click.Choice(list(INDEPENDENCE)),
     default="adversary",
     show_default=True,
     help="iCE: how z_n is made independent of y: Definition 7's adversarial nuisance "
@@ -329,7 +330,7 @@ DEFAULT_ARCH = {
 )
 @click.option(
     "--nuisance-objective",
-    type=click.Choice(["ce", "confusion"]),
+    type=click.Choice(list(NUISANCE_OBJECTIVES)),
     default="ce",
     show_default=True,
     help="iCE: what the model does against the nuisance classifier: ascend its "
