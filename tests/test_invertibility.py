@@ -12,6 +12,7 @@ import torch
 from conftest import randomize
 
 from invaudit.models import build
+from invaudit.models.firevnet import MNIST_LEGACY
 from invaudit.models.layers import (
     ActNorm,
     AdditiveCoupling,
@@ -20,6 +21,8 @@ from invaudit.models.layers import (
     FactorOut,
     FlowSequence,
     InvertibleConv1x1,
+    LogitTransform,
+    OrthogonalConv1x1,
     Permutation,
     Squeeze,
 )
@@ -28,12 +31,24 @@ from invaudit.models.layers import (
 LAYERS = {
     "actnorm-vector": (lambda: ActNorm(6), (6,)),
     "actnorm-map": (lambda: ActNorm(3), (3, 4, 4)),
+    "actnorm-bounded": (lambda: ActNorm(3, scale_bound=1.0), (3, 4, 4)),
+    "conv1x1-orthogonal-vector": (lambda: OrthogonalConv1x1(6, seed=1), (6,)),
+    "conv1x1-orthogonal-map": (lambda: OrthogonalConv1x1(4, seed=2), (4, 3, 3)),
+    "logit-input": (lambda: LogitTransform(0.01), (2, 3, 3)),
     "conv1x1-vector": (lambda: InvertibleConv1x1(6, seed=1), (6,)),
     "conv1x1-map": (lambda: InvertibleConv1x1(4, seed=2), (4, 3, 3)),
     "additive-fc": (lambda: AdditiveCoupling(7, 16, conv=False), (7,)),
     "additive-fc-parity1": (lambda: AdditiveCoupling(7, 16, conv=False, parity=1), (7,)),
     "additive-conv-bn": (lambda: AdditiveCoupling(4, 8, conv=True, batchnorm=True), (4, 3, 3)),
+    "additive-conv-spectral": (
+        lambda: AdditiveCoupling(4, 8, conv=True, residual_norm="spectral"),
+        (4, 3, 3),
+    ),
     "affine-fc": (lambda: AffineCoupling(6, 16, conv=False), (6,)),
+    "affine-fc-spectral": (
+        lambda: AffineCoupling(6, 16, conv=False, residual_norm="spectral", parity=1),
+        (6,),
+    ),
     "affine-conv-bn": (
         lambda: AffineCoupling(5, 8, conv=True, batchnorm=True, parity=1),
         (5, 3, 3),
@@ -47,13 +62,24 @@ LAYERS = {
     "dct-readout": (lambda: DCTReadout((3, 4, 5)), (3, 4, 5)),
 }
 
+# firevnet-mnist with every stability key set the non-legacy way.
+STABLE = dict(
+    input_layer="logit",
+    residual_norm="spectral",
+    batchnorm=False,
+    conv1x1="orthogonal",
+    actnorm_bound=2.0,
+)
+LEGACY = {**MNIST_LEGACY, "batchnorm": True}
+
 # Tiny configurations of every architecture, for the float64 Jacobian check.
 TINY_ARCHS = {
     "firevnet-fc": dict(dim=12, num_classes=3, blocks=2, hidden=16),
-    "firevnet-mnist": dict(image_size=8, num_classes=4, blocks=1, hidden=8),
+    "firevnet-mnist-legacy": dict(image_size=8, num_classes=4, blocks=1, hidden=8, **LEGACY),
     "firevnet-mnist-affine": dict(
-        image_size=8, num_classes=4, blocks=1, hidden=8, coupling="affine"
+        image_size=8, num_classes=4, blocks=1, hidden=8, coupling="affine", **LEGACY
     ),
+    "firevnet-mnist-stable": dict(image_size=8, num_classes=4, blocks=1, hidden=8, **STABLE),
     "firevnet-imagenet": dict(
         image_size=8, in_channels=1, num_classes=5, stages=2, blocks=2, hidden=8
     ),
@@ -62,14 +88,17 @@ TINY_ARCHS = {
 # Full-depth configurations (the CPU defaults where affordable) for float32 reconstruction.
 FULL_ARCHS = {
     "firevnet-fc": dict(),
-    "firevnet-mnist": dict(),
-    "firevnet-mnist-affine": dict(coupling="affine"),
+    "firevnet-mnist-legacy": dict(LEGACY),
+    "firevnet-mnist-affine": dict(coupling="affine", **LEGACY),
+    "firevnet-mnist-stable": dict(STABLE),
     "firevnet-imagenet": dict(image_size=32, num_classes=10, hidden=32),
 }
 
 
 def arch_name(key: str) -> str:
-    return key.replace("-affine", "")
+    for suffix in ("-affine", "-legacy", "-stable"):
+        key = key.removesuffix(suffix)
+    return key
 
 
 def make_layer(name: str, dtype: torch.dtype = torch.float32):
@@ -203,3 +232,71 @@ def test_split_merge_round_trip(key: str) -> None:
     assert z_s.shape == (3, model.num_classes)
     assert z_n.shape == (3, model.dim - model.num_classes)
     assert torch.equal(model.merge(z_s, z_n), z)
+
+
+def test_logit_input_keeps_every_decoded_point_near_the_box() -> None:
+    layer = LogitTransform(0.01)
+    y = 50 * torch.randn(1000, 4)  # far beyond anything the data maps to
+    x = layer.inverse(y)
+    bound = layer.excursion_bound
+    assert bound < 0.011
+    assert x.min() >= -bound - 1e-6 and x.max() <= 1 + bound + 1e-6
+    assert x.min() < -0.9 * bound  # saturates there, so the bound is tight
+
+
+def test_bounded_actnorm_caps_the_inverse_gain() -> None:
+    layer = ActNorm(3, scale_bound=1.5)
+    layer(1e-4 * torch.randn(64, 3, 4, 4))  # data with tiny std: the init wants a huge scale
+    scale = layer.bounded_log_scale()
+    assert scale.abs().max() < 1.5
+    with torch.no_grad():
+        layer.log_scale.fill_(-1e3)  # whatever training does to the raw parameter
+    assert torch.exp(-layer.bounded_log_scale()).max() <= torch.exp(torch.tensor(1.5)) + 1e-6
+
+
+def test_orthogonal_conv_stays_orthogonal_after_training_steps() -> None:
+    layer = OrthogonalConv1x1(6, seed=3)
+    opt = torch.optim.Adam(layer.parameters(), lr=0.1)
+    x = torch.randn(16, 6, 3, 3)
+    for _ in range(5):
+        opt.zero_grad()
+        layer(x)[0].pow(3).mean().backward()
+        opt.step()
+    w = layer.weight().detach()
+    assert (w - torch.eye(6)).abs().max() > 1e-2  # it did move
+    assert torch.allclose(torch.linalg.svdvals(w), torch.ones(6), atol=1e-5)
+
+
+def test_spectral_residual_is_bounded_and_starts_as_identity() -> None:
+    coupling = AdditiveCoupling(4, 16, conv=False, residual_norm="spectral")
+    x = torch.randn(32, 4)
+    assert torch.equal(coupling(x)[0], x)  # gate 0: the identity
+    with torch.no_grad():
+        coupling.residual.gate.fill_(20.0)  # tanh -> 1: the largest it can be
+        for p in coupling.parameters():
+            if p is not coupling.residual.gate:
+                p.mul_(50.0)  # spectral normalisation divides this back out
+    coupling.train()
+    for _ in range(30):  # let the power iteration converge
+        coupling(x)
+    coupling.eval()
+    f = coupling.residual
+    a, b = torch.randn(256, 2), torch.randn(256, 2)
+    ratio = (f(a) - f(b)).norm(dim=1) / (a - b).norm(dim=1)
+    assert ratio.max() <= 1.0 + 1e-3
+
+
+def test_spectral_residuals_refuse_batchnorm() -> None:
+    from invaudit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="batchnorm"):
+        build("firevnet-mnist", residual_norm="spectral", batchnorm=True)
+
+
+def test_paper_depth_stable_model_reconstructs() -> None:
+    """16 blocks x 128 (the paper's MNIST size) with the stable blocks, parameters moved."""
+    model = build("firevnet-mnist", blocks=16, hidden=128, **STABLE)
+    x = torch.rand(4, 1, 28, 28, generator=torch.Generator().manual_seed(0))
+    randomize(model, x, scale=0.05)
+    with torch.no_grad():
+        assert (model.inverse(model(x)) - x).abs().max().item() <= 1e-4

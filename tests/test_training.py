@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
 from invaudit.data.splits import Splits
+from invaudit.errors import ConfigError
 from invaudit.models.checkpoint import load_model, read_checkpoint
 from invaudit.training.losses import FactorialGaussian, ICEConfig, bits_per_dim
 from invaudit.training.probe import features, fit_probe
@@ -111,3 +113,22 @@ def test_mle_term_is_bits_per_dim_of_the_change_of_variables() -> None:
         5 * torch.log(torch.tensor(2.0))
     )
     assert torch.allclose(bits_per_dim(prior.nll(z), logdet, 5), expected)
+
+
+def test_nll_weight_adds_the_likelihood_term_to_ce(tmp_path) -> None:
+    """CE + w·MLE_n: the prior trains with F, and the loss is sCE + w·MLE_n exactly."""
+    settings = small_settings("ce", epochs=1, nll_weight=0.5)
+    trainer = Trainer(settings, tmp_path / "ce-nll.pt", splits=gaussian_splits())
+    prior_ids = {id(p) for p in trainer.game.prior.parameters()}
+    model_opt_ids = {id(p) for g in trainer.optimizer.param_groups for p in g["params"]}
+    assert prior_ids <= model_opt_ids  # the prior is part of F's objective now
+    metrics = trainer.fit()
+    assert abs(metrics["loss"] - (metrics["sce"] + 0.5 * metrics["mle_bits_per_dim"])) < 1e-4
+    plain = Trainer(small_settings("ce", epochs=1), tmp_path / "ce.pt", splits=gaussian_splits())
+    assert not prior_ids & {id(p) for g in plain.optimizer.param_groups for p in g["params"]}
+    assert plain.fit()["loss"] == pytest.approx(plain.history[-1]["sce"])
+
+
+def test_nll_weight_is_refused_for_ice(tmp_path) -> None:
+    with pytest.raises(ConfigError, match="mle-weight"):
+        Trainer(small_settings("ice", nll_weight=1.0), tmp_path / "x.pt", splits=gaussian_splits())

@@ -20,7 +20,7 @@ import torch
 from ..atomic import write_atomic
 from ..errors import CheckpointError, InvauditError
 from .classifier import InvertibleClassifier
-from .registry import Model, build
+from .registry import Model, build, stored_config
 
 FORMAT = "invaudit-checkpoint"
 FORMAT_VERSION = 1
@@ -60,11 +60,68 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     write_atomic(path, lambda f: torch.save(payload, f))
 
 
+#: The optional sections of a checkpoint and the type each must have when present.
+OPTIONAL_SECTIONS: dict[str, type | tuple[type, ...]] = {
+    "loss": str,
+    "dataset": dict,
+    "training": dict,
+    "metrics": dict,
+    "versions": dict,
+    "num_classes": int,
+    "input_shape": (list, tuple),
+}
+
+
+def _kind(value: Any) -> str:
+    return type(value).__name__
+
+
+def _field_problem(payload: dict[str, Any]) -> str | None:
+    """What is wrong with the types of a checkpoint's fields (None: nothing)."""
+    if not isinstance(payload["arch"], str):
+        return f"'arch' is {_kind(payload['arch'])}, expected text"
+    for section in ("config", "state_dict"):
+        value = payload[section]
+        if not isinstance(value, dict):
+            return f"'{section}' is {_kind(value)}, expected a mapping"
+        bad = next((k for k in value if not isinstance(k, str)), None)
+        if bad is not None:
+            return f"'{section}' has the key {bad!r}, expected text keys"
+    tensor = next(
+        ((k, v) for k, v in payload["state_dict"].items() if not isinstance(v, torch.Tensor)),
+        None,
+    )
+    if tensor is not None:
+        return f"state_dict[{tensor[0]!r}] is {_kind(tensor[1])}, expected a tensor"
+    for section, expected in OPTIONAL_SECTIONS.items():
+        value = payload.get(section)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, expected)):
+            return f"'{section}' is {_kind(value)}, of the wrong type"
+    dataset = payload.get("dataset") or {}
+    if "name" in dataset and not isinstance(dataset["name"], str):
+        return f"dataset name is {_kind(dataset['name'])}, expected text"
+    if not isinstance(dataset.get("options", {}), dict):
+        return f"dataset options are {_kind(dataset['options'])}, expected a mapping"
+    return None
+
+
 def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
-    """Load and validate a checkpoint's contents; :class:`CheckpointError` on any problem."""
+    """Load and validate a checkpoint's contents; :class:`CheckpointError` on any problem.
+
+    Besides the format marker and version, every field this package reads must
+    have its type (``config`` a mapping, ``state_dict`` a mapping of tensors, ...),
+    so a damaged or hand-edited file is one line, never a traceback.
+    """
     p = Path(path)
     if not p.is_file():
-        raise CheckpointError(f"checkpoint {str(p)!r} not found (expected an invaudit .pt file)")
+        hint = (
+            "; zoo:NAME selectors are read by invaudit.load_model"
+            if str(path).startswith("zoo:")
+            else ""
+        )
+        raise CheckpointError(
+            f"checkpoint {str(p)!r} not found (expected an invaudit .pt file){hint}"
+        )
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")  # torch warns about foreign pickle protocols
@@ -95,13 +152,16 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
         raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
+    problem = _field_problem(payload)
+    if problem is not None:
+        raise CheckpointError(f"{p}: damaged checkpoint: {problem}")
     return payload
 
 
 def model_from_payload(payload: dict[str, Any], where: str = "checkpoint") -> Model:
     """Rebuild the model a checkpoint describes and load its weights (eval mode)."""
     try:
-        model = build(payload["arch"], **payload["config"])
+        model = build(payload["arch"], **stored_config(payload["arch"], payload["config"]))
         model.load_state_dict(payload["state_dict"])
     except InvauditError as err:
         raise CheckpointError(f"{where}: {err}") from err
@@ -113,9 +173,17 @@ def model_from_payload(payload: dict[str, Any], where: str = "checkpoint") -> Mo
 
 
 def load_model(path: str | os.PathLike) -> Model:
-    """The eval-mode model stored in ``path``, ready to audit."""
+    """The eval-mode model stored in ``path``, ready to audit.
+
+    ``invaudit.load_model`` also takes ``zoo:NAME``; this one takes a file path.
+    """
     payload = read_checkpoint(path)
-    model = model_from_payload(payload, str(path))
+    try:
+        model = model_from_payload(payload, str(path))
+    except (TypeError, ValueError, KeyError, AttributeError) as err:
+        raise CheckpointError(
+            f"{path}: cannot rebuild the model it describes: {' '.join(str(err).split())[:200]}"
+        ) from err
     model.checkpoint_info = {
         k: payload.get(k) for k in ("loss", "dataset", "training", "metrics", "versions")
     }

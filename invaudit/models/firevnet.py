@@ -23,11 +23,16 @@ from .layers import (
     FlowSequence,
     InvertibleConv1x1,
     InvertibleLayer,
+    LogitTransform,
+    OrthogonalConv1x1,
     Permutation,
     Squeeze,
 )
+from .layers.coupling import RESIDUAL_NORMS
 
 COUPLINGS = {"additive": AdditiveCoupling, "affine": AffineCoupling}
+CONV1X1 = {"lu": InvertibleConv1x1, "orthogonal": OrthogonalConv1x1}
+INPUT_LAYERS = ("identity", "logit")
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,16 @@ class MNISTConfig:
     through the DCT readout; the logits are its lowest frequencies.  The CPU
     default (4 blocks per stage, 64 hidden channels) is sized to train an
     MNIST epoch in minutes on 2 cores; the paper used 16 and 128.
+
+    Stability keys (docs/stability.md measures each; Behrmann et al., 2021):
+    ``input_layer="logit"`` starts with RealNVP's logit transform, so every
+    decoded point lies within ``logit_alpha / (1 - 2 logit_alpha)`` of the
+    data box; ``residual_norm="spectral"`` spectrally normalises the
+    couplings' residual functions (Lipschitz constant at most about
+    ``residual_bound``, no BatchNorm);
+    ``conv1x1="orthogonal"`` keeps the channel mixing orthogonal instead of
+    Glow's LU form; ``actnorm_bound > 0`` bounds |log-scale| of every actnorm.
+    Configs stored before these keys existed load with ``LEGACY`` values.
     """
 
     image_size: int = 28
@@ -66,6 +81,23 @@ class MNISTConfig:
     coupling: str = "additive"
     batchnorm: bool = True
     seed: int = 0
+    # Defaults chosen by docs/stability.md (variant bounded-nll1): bounded input,
+    # orthogonal mixing and bounded actnorm; spectral residuals cost too much accuracy.
+    input_layer: str = "logit"
+    logit_alpha: float = 0.01
+    residual_norm: str = "none"
+    residual_bound: float = 1.0
+    conv1x1: str = "orthogonal"
+    actnorm_bound: float = 2.0
+
+
+#: What a stored firevnet-mnist config without the stability keys was built with.
+MNIST_LEGACY = {
+    "input_layer": "identity",
+    "residual_norm": "none",
+    "conv1x1": "lu",
+    "actnorm_bound": 0.0,
+}
 
 
 @dataclass(frozen=True)
@@ -134,10 +166,39 @@ def _image_shape(image_size: int, in_channels: int, squeezes: int, arch: str) ->
 def _glow_step(channels: int, cfg: MNISTConfig, index: int) -> list[InvertibleLayer]:
     coupling = COUPLINGS[cfg.coupling]
     return [
-        ActNorm(channels),
-        InvertibleConv1x1(channels, seed=cfg.seed + index),
-        coupling(channels, cfg.hidden, conv=True, batchnorm=cfg.batchnorm),
+        ActNorm(channels, scale_bound=cfg.actnorm_bound),
+        CONV1X1[cfg.conv1x1](channels, seed=cfg.seed + index),
+        coupling(
+            channels,
+            cfg.hidden,
+            conv=True,
+            batchnorm=cfg.batchnorm,
+            residual_norm=cfg.residual_norm,
+            residual_bound=cfg.residual_bound,
+        ),
     ]
+
+
+def _choice(name: str, value: object, choices: tuple[str, ...] | dict) -> None:
+    if value not in choices:
+        raise ConfigError(f"{name} must be one of {', '.join(choices)}, got {value!r}")
+
+
+def _check_stability_keys(cfg: MNISTConfig) -> None:
+    _choice("input_layer", cfg.input_layer, INPUT_LAYERS)
+    _choice("residual_norm", cfg.residual_norm, RESIDUAL_NORMS)
+    _choice("conv1x1", cfg.conv1x1, CONV1X1)
+    if not 0.0 < cfg.logit_alpha < 0.5:
+        raise ConfigError(f"logit_alpha must lie in (0, 0.5), got {cfg.logit_alpha}")
+    if not (math.isfinite(cfg.residual_bound) and cfg.residual_bound > 0):
+        raise ConfigError(f"residual_bound must be > 0, got {cfg.residual_bound}")
+    if not math.isfinite(cfg.actnorm_bound) or cfg.actnorm_bound < 0:
+        raise ConfigError(f"actnorm_bound must be >= 0 (0: unbounded), got {cfg.actnorm_bound}")
+    if cfg.residual_norm == "spectral" and cfg.batchnorm:
+        raise ConfigError(
+            "residual_norm=spectral excludes batchnorm (its eval-mode division is "
+            "unbounded); add --set batchnorm=false"
+        )
 
 
 def build_mnist(cfg: MNISTConfig) -> InvertibleClassifier:
@@ -145,6 +206,7 @@ def build_mnist(cfg: MNISTConfig) -> InvertibleClassifier:
         _positive(name, getattr(cfg, name))
     if cfg.coupling not in COUPLINGS:
         raise ConfigError(f"coupling must be one of {sorted(COUPLINGS)}, got {cfg.coupling!r}")
+    _check_stability_keys(cfg)
     _image_shape(cfg.image_size, cfg.in_channels, 1, "firevnet-mnist")
     input_shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
 
@@ -169,7 +231,10 @@ def build_mnist(cfg: MNISTConfig) -> InvertibleClassifier:
 
     first = (cfg.in_channels * 4, cfg.image_size // 2, cfg.image_size // 2)
     body, _ = stage(first, 0)
-    flow = FlowSequence([Squeeze(), *body])
+    head: list[InvertibleLayer] = []
+    if cfg.input_layer == "logit":
+        head.append(LogitTransform(cfg.logit_alpha))
+    flow = FlowSequence([*head, Squeeze(), *body])
     _check_classes(cfg.num_classes, _readout_size(flow), "firevnet-mnist")
     return InvertibleClassifier(flow, input_shape, cfg.num_classes, "firevnet-mnist", vars(cfg))
 

@@ -8,7 +8,15 @@ from typing import Any
 
 from ..errors import ConfigError
 from .classifier import InvertibleClassifier
-from .firevnet import FCConfig, ImageNetConfig, MNISTConfig, build_fc, build_imagenet, build_mnist
+from .firevnet import (
+    MNIST_LEGACY,
+    FCConfig,
+    ImageNetConfig,
+    MNISTConfig,
+    build_fc,
+    build_imagenet,
+    build_mnist,
+)
 from .oracle_cnn import OracleCNN, OracleCNNConfig
 
 # What ``build`` returns: a fiRevNet, or an ordinary classifier (an oracle).
@@ -22,6 +30,15 @@ ARCHS: dict[str, tuple[type, Callable[[Any], Model]]] = {
 }
 # Ordinary classifiers (logits only: no inverse, no z_n), used as image oracles.
 PLAIN_ARCHS = frozenset({"oracle-cnn"})
+# Config keys added after checkpoints existed, with the value those checkpoints were
+# built with: a stored config that lacks a key rebuilds the model it was saved from,
+# not today's default.
+LEGACY_CONFIG: dict[str, dict[str, Any]] = {"firevnet-mnist": MNIST_LEGACY}
+
+
+def stored_config(arch: str, config: dict[str, Any]) -> dict[str, Any]:
+    """A checkpoint's stored ``config`` completed with the legacy values of newer keys."""
+    return {**LEGACY_CONFIG.get(arch, {}), **config}
 
 
 def default_config(arch: str) -> dict[str, Any]:
@@ -59,6 +76,8 @@ def build(arch: str, **config: Any) -> Model:
         )
     for key, value in config.items():
         expected = type(getattr(config_cls(), key))
+        if expected is float and isinstance(value, int) and not isinstance(value, bool):
+            value = config[key] = float(value)
         if expected is bool and not isinstance(value, bool):
             raise ConfigError(f"{arch}: {key} must be true or false, got {value!r}")
         if expected is not bool and (isinstance(value, bool) or not isinstance(value, expected)):

@@ -37,6 +37,8 @@ from .presets import PRESETS, make_optimizer, make_scheduler
 LOSSES = ("ce", "ice")
 # Settings that may change between a run and its --resume (they do not change results).
 RESUMABLE_CHANGES = {"device", "data_dir", "download", "workers", "epochs"}
+# Settings added after checkpoints existed, with the value older runs had in effect.
+LEGACY_SETTINGS: dict[str, Any] = {"nll_weight": 0.0}
 
 
 @dataclass
@@ -61,6 +63,8 @@ class TrainSettings:
     n_train: int = 500_000
     n_test: int = 100_000
     image_size: int = 224
+    # CE only: weight of MLE_n (the flow's NLL of z_n, bits/dim) added to the loss.
+    nll_weight: float = 0.0
     ice: ICEConfig = field(default_factory=ICEConfig)
     adversary_lr: float = 1e-3
     workers: int = 0
@@ -88,12 +92,13 @@ class Callbacks:
 
 
 class _ModelStep(nn.Module):
-    """F's forward for training; with iCE also the prior's NLL (so DDP syncs it too)."""
+    """F's forward for training; with a likelihood term also the prior's NLL (so DDP
+    syncs it too)."""
 
-    def __init__(self, model: InvertibleClassifier, game: NuisanceGame, ice: bool) -> None:
+    def __init__(self, model: InvertibleClassifier, game: NuisanceGame, with_prior: bool) -> None:
         super().__init__()
         self.model = model
-        self.prior = game.prior if ice else None
+        self.prior = game.prior if with_prior else None
 
     def forward(self, x: torch.Tensor):
         z, logdet = self.model.forward_logdet(x)
@@ -215,6 +220,11 @@ class Trainer:
         # Checked before any data is loaded: iCE's terms all live on z_n.
         if settings.loss == "ice" and not is_invertible(settings.arch):
             raise ConfigError(f"iCE needs an invertible arch; {settings.arch} is not invertible")
+        if settings.nll_weight and (settings.loss != "ce" or not is_invertible(settings.arch)):
+            raise ConfigError(
+                "--nll-weight applies to CE training of an invertible arch "
+                "(iCE has the same term as --mle-weight)"
+            )
         self.settings = settings
         self.out = Path(out)
         self.callbacks = callbacks or Callbacks()
@@ -241,6 +251,7 @@ class Trainer:
             self.ctx.device
         )
         self.ice = settings.loss == "ice"
+        self.uses_prior = self.ice or settings.nll_weight > 0
         model_params = list(self.model.parameters())
         # A plain model has no z_n: no nuisance game, no prior, no adversary.
         self.game: NuisanceGame | None = None
@@ -252,9 +263,10 @@ class Trainer:
             self.game = NuisanceGame(
                 self.model.dim, self.model.num_classes, hidden, settings.ice
             ).to(self.ctx.device)
-            # Under iCE the prior is part of F's objective; under CE only a monitor.
+            # Under iCE (or CE with an NLL weight) the prior is part of F's objective;
+            # under plain CE only a monitor.
             adversary_params = list(self.game.classifier.parameters())
-            if self.ice:
+            if self.uses_prior:
                 model_params += list(self.game.prior.parameters())
             else:
                 adversary_params += list(self.game.prior.parameters())
@@ -288,8 +300,10 @@ class Trainer:
         if self.game is None:
             self.model_step = self._wrap(self.model)
         else:
-            self.model_step = self._wrap(_ModelStep(self.model, self.game, self.ice))
-            self.adversary_step = self._wrap(_AdversaryStep(self.game, fit_prior=not self.ice))
+            self.model_step = self._wrap(_ModelStep(self.model, self.game, self.uses_prior))
+            self.adversary_step = self._wrap(
+                _AdversaryStep(self.game, fit_prior=not self.uses_prior)
+            )
 
     # -- set-up ---------------------------------------------------------------
     def _wrap(self, module: nn.Module) -> nn.Module:
@@ -320,7 +334,11 @@ class Trainer:
             raise CheckpointError(f"{self.out}: holds no training state to resume from")
         current = self.settings.as_dict()
         # iCE options added later default to what older runs did.
-        saved = {**saved, "ice": {**dataclasses.asdict(ICEConfig()), **saved.get("ice", {})}}
+        saved = {
+            **LEGACY_SETTINGS,
+            **saved,
+            "ice": {**dataclasses.asdict(ICEConfig()), **saved.get("ice", {})},
+        }
         for key, value in current.items():
             if key not in RESUMABLE_CHANGES and saved.get(key) != value:
                 raise CheckpointError(
@@ -442,13 +460,14 @@ class Trainer:
             )
         else:
             loss = F.cross_entropy(z_s, y)
-            with torch.no_grad():
-                nll_n = game.prior.nll(z_n)
-                terms = {
-                    "sce": loss.item(),
-                    "nce": F.cross_entropy(nuisance_logits, y).item(),
-                    "mle": bits_per_dim(nll_n, logdet, self.model.dim).item(),
-                }
+            terms = {"sce": loss.item(), "nce": F.cross_entropy(nuisance_logits, y).item()}
+            if nll is not None:  # CE + nll_weight * MLE_n
+                mle = bits_per_dim(nll, logdet, self.model.dim)
+                loss = loss + self.settings.nll_weight * mle
+            else:
+                with torch.no_grad():
+                    mle = bits_per_dim(game.prior.nll(z_n), logdet, self.model.dim)
+            terms["mle"] = mle.item()
         self._descend(loss)
         named = {
             "loss": loss.item(),

@@ -5,7 +5,9 @@ from .base import FlowSequence, InvertibleLayer
 from .conv1x1 import InvertibleConv1x1
 from .coupling import AdditiveCoupling, AffineCoupling
 from .dct import DCTReadout
+from .logit import LogitTransform
 from .multiscale import FactorOut
+from .orthogonal import OrthogonalConv1x1
 from .reshape import Permutation, Squeeze
 
 __all__ = [
@@ -17,6 +19,8 @@ __all__ = [
     "FlowSequence",
     "InvertibleConv1x1",
     "InvertibleLayer",
+    "LogitTransform",
+    "OrthogonalConv1x1",
     "Permutation",
     "Squeeze",
 ]
