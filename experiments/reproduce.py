@@ -326,6 +326,12 @@ def deviations() -> list[str]:
         + ". MNIST fiRevNets use learning rate 3e-3 (the preset's is 1e-3).",
         "- **iCE recipe.** Definition 7 with B.2's normalisation. At this scale it does "
         "not empty z_n of the label; `docs/ice-study.md` measures the variants tried.",
+        "- **Stable blocks and a likelihood term (issue 13).** The MNIST fiRevNets start "
+        "with a logit input layer (decoded pixels stay within 0.0102 of [0, 1]), mix "
+        "channels with orthogonal 1×1 convolutions and bound every actnorm's log-scale by "
+        "2 (`docs/stability.md`); the CE model is trained with cross-entropy plus MLE_n "
+        "(`--nll-weight 1`), as the authors' code adds the flow's likelihood to every "
+        "model, so the CE and iCE models differ only by the nuisance term.",
         "- **Hardware.** One CPU process per run on a shared 2-core machine, no GPU.",
         "- **Oracle.** MNIST has no human labels for metamers, so an oracle CNN stands in. "
         "Spheres use the exact oracle.",

@@ -1,44 +1,151 @@
 """The ``invaudit`` command line.
 
-Library code never prints; this module does.  Every :class:`InvauditError`
-becomes one line on stderr and exit code 2 (exit code 1 is kept for a failed
-CI gate).
+Library code never prints; this module does.  Exit codes:
+
+- 0: done (and every gate check held);
+- 1: only ever "a CI gate check failed" (``report``/``gate``; ``check``: the
+  inverse is inexact);
+- 2: bad input, one line on stderr: every :class:`InvauditError`, a click usage
+  error, and any ``OSError`` (a file that cannot be read or written);
+- 3: invaudit itself failed (a bug): the traceback, then one line;
+- 130: interrupted (Ctrl-C).
+
+``invaudit --help`` must start fast (benchmarks/cli_startup.py), so this module
+and the command modules import torch, foolbox and the models only inside the
+commands that use them.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import time
+import traceback
 from typing import Any
 
 import click
-import torch
 
 from . import __version__
-from .cli_options import download_option
-from .devices import resolve_device
+from .cli_options import SEED, download_option
 from .errors import ConfigError, InvauditError
-from .models import ARCHS, build, default_config
-from .models.check import check_invertibility
-from .models.checkpoint import load_model, model_from_payload, read_checkpoint
+from .outputs import check_writable, require_path
 from .progress import EpochProgress
-from .training.losses import INDEPENDENCE, NUISANCE_OBJECTIVES
 from .zoo import resolve_model_path
 
 RECONSTRUCTION_TOLERANCE = 1e-4
+#: Exit code of an unexpected exception (a bug), kept apart from 1 (a failed gate).
+INTERNAL_ERROR_EXIT = 3
+#: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
+INTERRUPTED_EXIT = 130
+
+#: ``invaudit.training.losses``' choices, copied so that --help needs no torch
+#: (tests/test_cli_help.py holds the copies equal to the originals).
+INDEPENDENCE = ("adversary", "hsic", "adversary+hsic", "class-means")
+NUISANCE_OBJECTIVES = ("ce", "confusion")
+
+#: One example per command, shown at the end of its --help (a test parses each one).
+EXAMPLES: dict[str, str] = {
+    "archs": "invaudit archs",
+    "check": "invaudit check --model zoo:mnist-ce",
+    "info": "invaudit info zoo:mnist-ce",
+    "train": "invaudit train --dataset mnist --loss ice --epochs 6 --out runs/mnist-ice.pt",
+    "attack": "invaudit attack --model zoo:mnist-ce --method metamer --n 512 --out audit",
+    "report": "invaudit report --model zoo:mnist-ce --out audit "
+    "--fail-if 'probe.nuisance_accuracy > 0.5' --junit gate.xml",
+    "compare": "invaudit compare zoo:mnist-ce zoo:mnist-ice --out compare-ce-ice",
+    "gate": "invaudit gate audit/report.json --policy audit-policy.toml --junit gate.xml",
+    "zoo": "invaudit zoo mnist-ce",
+}
+
+
+class _LazyModule:
+    """Stands for a module that is imported on first attribute access."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+# What ``check`` calls, imported when it runs (torch alone takes seconds to import).
+torch = _LazyModule("torch")
+
+
+def build(arch: str, **config: Any) -> Any:
+    from .models import build as build_model
+
+    return build_model(arch, **config)
+
+
+def load_model(path: str | os.PathLike[str]) -> Any:
+    from .models.checkpoint import load_model as load
+
+    return load(path)
+
+
+def resolve_device(name: str) -> Any:
+    from .devices import resolve_device as resolve
+
+    return resolve(name)
+
+
+def check_invertibility(model: Any, x: Any) -> Any:
+    from .models.check import check_invertibility as measure
+
+    return measure(model, x)
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
+
+
+def os_error_line(err: OSError) -> str:
+    """An ``OSError`` as one line: the file(s) and the reason."""
+    reason = err.strerror or type(err).__name__
+    files = [os.fsdecode(f) for f in (err.filename, err.filename2) if f is not None]
+    if not files:
+        return _one_line(err) or reason
+    return _one_line(f"{' -> '.join(files)}: {reason}")
 
 
 class _Group(click.Group):
-    """A click group that turns user errors into one line and exit code 2."""
+    """A click group that keeps exit code 1 for a failed gate.
+
+    User errors (:class:`InvauditError`, ``OSError``) become one line and exit
+    code 2; an unexpected exception prints its traceback and exits 3.  Every
+    command added gets its example (:data:`EXAMPLES`) at the end of its --help.
+    """
+
+    def add_command(self, cmd: click.Command, name: str | None = None) -> None:
+        example = EXAMPLES.get(name or cmd.name or "")
+        if example is not None and cmd.epilog is None:
+            cmd.epilog = f"\b\nExample:\n  {example}"
+        super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except InvauditError as err:
-            message = " ".join(str(err).split())
-            click.echo(f"invaudit: error: {message}", err=True)
+            click.echo(f"invaudit: error: {_one_line(err)}", err=True)
             ctx.exit(err.exit_code)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
+            raise  # click's own handling: exit codes 0-2, and a closed pipe
+        except OSError as err:
+            click.echo(f"invaudit: error: {os_error_line(err)}", err=True)
+            ctx.exit(2)
+        except KeyboardInterrupt:
+            click.echo("invaudit: interrupted", err=True)
+            ctx.exit(INTERRUPTED_EXIT)
+        except Exception as err:
+            traceback.print_exc()
+            click.echo(
+                f"invaudit: internal error: {type(err).__name__}: {_one_line(err)} "
+                "(a bug in invaudit; please report it with the traceback above)",
+                err=True,
+            )
+            ctx.exit(INTERNAL_ERROR_EXIT)
 
 
 def _parse_settings(pairs: tuple[str, ...]) -> dict[str, Any]:
@@ -58,12 +165,23 @@ def _parse_settings(pairs: tuple[str, ...]) -> dict[str, Any]:
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="invaudit")
 def main() -> None:
-    """Audit classifiers for excessive invariance and excessive sensitivity."""
+    """Audit classifiers for excessive invariance and excessive sensitivity.
+
+    Exit codes: 0 done, 1 a gate check failed, 2 bad input (one line on
+    stderr), 3 an invaudit bug.  `invaudit COMMAND --help` shows each command
+    with an example.
+
+    \b
+    Example:
+      invaudit report --model zoo:mnist-ce --out audit
+    """
 
 
 @main.command()
 def archs() -> None:
     """List the architectures and the config keys each accepts (with defaults)."""
+    from .models import ARCHS, default_config
+
     for name in ARCHS:
         keys = ", ".join(f"{k}={v}" for k, v in default_config(name).items())
         click.echo(f"{name}: {keys}")
@@ -87,7 +205,7 @@ def archs() -> None:
     help="Override one config key (repeatable), e.g. --set blocks=8.",
 )
 @click.option("--batch-size", default=16, show_default=True, type=click.IntRange(min=1))
-@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--seed", default=0, show_default=True, type=SEED)
 @click.option(
     "--dtype", type=click.Choice(["float32", "float64"]), default="float32", show_default=True
 )
@@ -104,10 +222,14 @@ def check(
     """Measure how exact a model's inverse is on random inputs in [0, 1].
 
     Give --arch to build an untrained model (its ActNorm layers initialised on
-    the batch) or --model for a trained checkpoint.  Exits 1 when the
-    reconstruction error exceeds 1e-4.
+    the batch) or --model for a trained checkpoint.  Also prints the local gain
+    of F^-1 (largest singular value of its Jacobian) at metamers of the batch,
+    z_s of one input with z_n of another, and the stage and layer it comes
+    from.  Exits 1 when the reconstruction error exceeds 1e-4.
     """
     from .models import InvertibleClassifier
+    from .models.stability import inverse_gain
+    from .reports.sanity import MAX_INVERSE_GAIN
 
     if (arch is None) == (model_path is None):
         raise ConfigError("check: give exactly one of --arch NAME or --model CKPT")
@@ -143,6 +265,23 @@ def check(
     click.echo(f"  mean |F^-1(F(x)) - x|  {result.reconstruction_mean_abs:.2e}")
     click.echo(f"  max |F(F^-1(z)) - z|   {result.latent_max_abs:.2e}")
     click.echo(f"  mean log|det dF/dx|    {result.logdet_mean:.3f}  over {result.samples} inputs")
+    # Metamers of the batch: every input's z_s with the z_n of another (random) input.
+    n = x.shape[0]
+    partner = (torch.arange(n) + torch.randint(1, max(n, 2), (n,), generator=gen)) % n
+    with torch.no_grad():
+        z_s, z_n = model.split(model(x))
+    metamers = model.merge(z_s, z_n[partner.to(z_n.device)])
+    gain = inverse_gain(model, metamers, seed=seed).summary()
+    verdict = f"exploding: > {MAX_INVERSE_GAIN:g}" if gain["max"] > MAX_INVERSE_GAIN else "ok"
+    click.echo(
+        f"  gain of F^-1 at metamers  median {gain['median']:.3g}, max {gain['max']:.3g}  "
+        f"over {gain['n']} pairs ({verdict})"
+    )
+    if "largest_stage" in gain:
+        click.echo(
+            f"    largest in {gain['largest_stage']}; layer {gain['largest_layer']}, "
+            f"median gain {gain['largest_layer_median_gain']:.3g}"
+        )
     if not ok:
         raise SystemExit(1)
 
@@ -151,15 +290,19 @@ def check(
 @click.argument("checkpoint", type=click.Path(dir_okay=False), metavar="CKPT|zoo:NAME")
 def info(checkpoint: str) -> None:
     """Describe a checkpoint: arch, dataset, loss, training and final metrics."""
+    from .models.checkpoint import read_checkpoint
+
     path = resolve_model_path(checkpoint)
     payload = read_checkpoint(path)
-    model_from_payload(payload, path)  # the weights must fit the arch
-    training = payload.get("training", {})
+    load_model(path)  # the weights must fit the arch (a one-line CheckpointError if not)
+    training = payload.get("training") or {}
+    seconds = training.get("wall_seconds")
+    seconds = f"{seconds:.0f}" if isinstance(seconds, int | float) else "?"
     click.echo(
-        f"{checkpoint}: {payload['arch']} ({payload.get('loss', '?')}) on "
-        f"{payload.get('dataset', {}).get('name', '?')}, "
+        f"{checkpoint}: {payload['arch']} ({payload.get('loss') or '?'}) on "
+        f"{(payload.get('dataset') or {}).get('name', '?')}, "
         f"{training.get('epochs_done', '?')} epoch(s), "
-        f"{training.get('wall_seconds', 0):.0f} s, world size "
+        f"{seconds} s, world size "
         f"{training.get('world_size', '?')}"
     )
     click.echo("config: " + json.dumps(payload["config"]))
@@ -169,7 +312,8 @@ def info(checkpoint: str) -> None:
         )
 
 
-def model_dtype(model: torch.nn.Module) -> torch.dtype:
+def model_dtype(model: Any) -> Any:
+    """The dtype of ``model``'s parameters."""
     return next(model.parameters()).dtype
 
 
@@ -236,7 +380,7 @@ DEFAULT_ARCH = {
     default=None,
     help="Default: the preset's (Appendix B).",
 )
-@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--seed", type=SEED, default=0, show_default=True)
 @click.option("--device", default="auto", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option(
     "--data-dir",
@@ -292,6 +436,15 @@ DEFAULT_ARCH = {
     default=1.0,
     show_default=True,
     help="iCE: weight of MLE_n (bits/dim).",
+)
+@click.option(
+    "--nll-weight",
+    type=click.FloatRange(min=0),
+    default=0.0,
+    show_default=True,
+    help="CE: add this weight times the flow's negative log-likelihood of z_n (MLE_n, "
+    "bits/dim), the likelihood regulariser that keeps the inverse tame (iCE has it "
+    "as --mle-weight).",
 )
 @click.option(
     "--normalize-nuisance/--no-normalize-nuisance",
@@ -373,10 +526,11 @@ def train(**opts: Any) -> None:
     out = opts["out"]
     if os.path.exists(out) and not opts["resume"]:
         raise ConfigError(f"{out} exists; pass --resume to continue it or choose another --out")
+    check_writable(require_path(out, "--out"), "--out")  # before any epoch, not after
     settings = settings_from_options(opts)
-    trainer = Trainer(
-        settings, out, resume=opts["resume"], callbacks=EpochProgress(enabled=opts["progress"])
-    )
+    progress = EpochProgress(enabled=opts["progress"])
+    trainer = Trainer(settings, out, resume=opts["resume"], callbacks=progress)
+    progress.test_size = len(trainer.splits.test)  # for "evaluating on N test examples…"
     if trainer.ctx.is_main:
         click.echo(
             f"{settings.loss} training of {trainer.model.arch} on {settings.dataset}: "
@@ -419,6 +573,7 @@ def settings_from_options(opts: dict[str, Any]) -> Any:
         n_train=opts["n_train"],
         n_test=opts["n_test"],
         image_size=opts["image_size"],
+        nll_weight=opts["nll_weight"],
         ice=ICEConfig(
             nuisance_weight=opts["nuisance_weight"],
             mle_weight=opts["mle_weight"],

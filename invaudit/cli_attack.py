@@ -1,51 +1,49 @@
-"""``invaudit attack``: run one audit on one checkpoint, print it, optionally write it."""
+"""``invaudit attack``: run one audit on one checkpoint, print it, optionally write it.
+
+Imports of torch, foolbox and the attacks happen inside the command, so that
+``invaudit --help`` starts in a fraction of a second.
+"""
 
 from __future__ import annotations
 
 import json
-import sys
+import math
 import time
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import torch
 
-from .attacks import ATTACKS, AuditContext, Progress, check_attack, require_invertible
-from .attacks.setup import AuditSetup, LoadedModel, model_record, prepare_audit, read_model
-from .cli_options import audit_download_option, model_option, oracle_option
+from .cli_options import (
+    METHOD_NAMES,
+    audit_download_option,
+    model_option,
+    oracle_option,
+    seed_option,
+)
 from .errors import ConfigError
+from .progress import BarProgress
+
+if TYPE_CHECKING:
+    from .attacks.setup import AuditSetup, LoadedModel
+
+__all__ = ["BarProgress", "attack", "method_options", "parse_epsilons", "setup_from_options"]
 
 
-class BarProgress(Progress):
-    """An attack's progress as ``click.progressbar`` on stderr."""
-
-    def __init__(self, enabled: bool) -> None:
-        self.enabled = enabled
-        self.bar = None
-
-    def start(self, label: str, total: int) -> None:
-        if self.enabled:
-            self.bar = click.progressbar(length=total, label=label, file=sys.stderr, width=24)
-            self.bar.__enter__()
-
-    def advance(self, steps: int = 1) -> None:
-        if self.bar is not None:
-            self.bar.update(steps)
-
-    def finish(self) -> None:
-        if self.bar is not None:
-            self.bar.__exit__(None, None, None)
-            self.bar = None
-
-
-def parse_epsilons(text: str) -> list[float]:
+def parse_epsilons(text: str, option: str = "--epsilons") -> list[float]:
+    """``"0.1,0.2"`` → ``[0.1, 0.2]``: at least one finite number >= 0, checked at once
+    (before any attack runs), with the same rule the ε-attacks apply."""
     try:
-        return [float(part) for part in text.split(",") if part.strip()]
+        values = [float(part) for part in text.split(",") if part.strip()]
     except ValueError:
         raise ConfigError(
-            f"--epsilons expects numbers separated by commas, e.g. 0.1,0.2,0.3; got {text!r}"
+            f"{option} expects numbers separated by commas, e.g. 0.1,0.2,0.3; got {text!r}"
         ) from None
+    if not values:
+        raise ConfigError(f"{option} needs at least one number, e.g. 0.1,0.2,0.3; got {text!r}")
+    bad = [v for v in values if not math.isfinite(v) or v < 0]
+    if bad:
+        raise ConfigError(f"{option} expects finite values >= 0, got {bad[0]!r} in {text!r}")
+    return values
 
 
 def _parse_option(pair: str) -> tuple[str, Any]:
@@ -60,6 +58,8 @@ def _parse_option(pair: str) -> tuple[str, Any]:
 
 def setup_from_options(loaded: LoadedModel, opts: dict[str, Any]) -> AuditSetup:
     """The audit set-up the shared options (--device, --dtype, --oracle, data) ask for."""
+    from .attacks.setup import prepare_audit
+
     return prepare_audit(
         loaded,
         device=opts["device"],
@@ -106,9 +106,9 @@ def summary_lines(method: str, metrics: dict[str, Any]) -> list[str]:
 
 @click.command()
 @model_option
-@click.option("--method", required=True, metavar="NAME", help=f"One of: {', '.join(ATTACKS)}.")
+@click.option("--method", required=True, metavar="NAME", help=f"One of: {', '.join(METHOD_NAMES)}.")
 @click.option("--n", type=int, default=None, help="Test examples to audit (default: all).")
-@click.option("--seed", type=int, default=0, show_default=True)
+@seed_option
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N or auto.")
 @click.option(
@@ -132,7 +132,8 @@ def summary_lines(method: str, metrics: dict[str, Any]) -> list[str]:
     "--out",
     default=None,
     type=click.Path(file_okay=False),
-    help="Write NAME.json, NAME.csv and the figures here (default: print only).",
+    help="Write METHOD.json, METHOD.csv and METHOD*.png here (default: print only). "
+    "Files of an earlier invaudit run of the method are replaced, anyone else's never.",
 )
 @click.option("--steps", type=int, default=None, help="interpolate: path points; PGD/C&W: steps.")
 @click.option("--epsilons", default=None, help="ε-attacks: comma-separated, e.g. 0.1,0.2,0.3.")
@@ -152,14 +153,20 @@ def attack(**opts: Any) -> None:
     boundary.  Sensitivity: the foolbox ε-attacks.  Everything is checked
     before any work starts; with --out the files are written only at the end.
     """
+    import torch
+
+    from .attacks import AuditContext, check_attack, require_invertible
+    from .attacks.setup import model_record, read_model
+    from .reports.attack_files import check_attack_out
+
+    name = opts["method"]
+    if opts["out"] is not None:
+        check_attack_out(opts["out"], name)
     options = method_options(opts)
     loaded = read_model(opts["model_path"])
-    name = opts["method"]
     chosen = check_attack(name, loaded.dataset_name, options)
     if chosen.needs_invertible:
         require_invertible(loaded.model, opts["model_path"], name)
-    if opts["out"] is not None and Path(opts["out"]).exists() and not Path(opts["out"]).is_dir():
-        raise ConfigError(f"--out {opts['out']} exists and is not a folder")
     setup = setup_from_options(loaded, opts)
     model, data, oracle, device, dtype = (
         setup.model, setup.data, setup.oracle, setup.device, setup.dtype
@@ -192,6 +199,12 @@ def attack(**opts: Any) -> None:
     if oracle is not None and not oracle.exact:
         click.echo(f"  oracle: {oracle.description}")
     click.echo(f"  data: {data.source}")
+    from .reports.sanity import model_warnings
+
+    accuracy = {"clean_accuracy": result.metrics.get("clean_accuracy"), "dataset": data.name,
+                "clean_accuracy_n": result.metrics.get("n")}  # the ε-attacks measure it
+    for warning in model_warnings(accuracy):
+        click.echo(f"warning: {warning['name']}: {warning['message']}", err=True)
     if opts["out"] is not None:
         from .reports.attack_files import write_attack_files
 

@@ -1,8 +1,34 @@
-"""Click options that more than one command takes, defined once."""
+"""Click options that more than one command takes, defined once.
+
+This module is imported by ``invaudit --help``, so it imports neither torch nor
+the attacks: the names the options offer are copies, which
+tests/test_cli_help.py holds equal to the registries they come from.
+"""
 
 from __future__ import annotations
 
 import click
+
+#: ``invaudit.attacks.ATTACKS``, in its order.
+METHOD_NAMES = (
+    "metamer", "interpolate", "probe", "misaligned", "boundary", "fgsm", "pgd-linf",
+    "pgd-l2", "deepfool-l2", "deepfool-linf", "cw-l2",
+)  # fmt: skip
+#: ``invaudit.reports.suite.SUITE_NAMES``.
+SUITE_NAMES = ("quick", "full")
+
+#: Every ``--seed``: the range numpy's and torch's generators both take (seeds are
+#: also combined with salts, e.g. ``seed * 1_000_003 + salt``, within torch's 64 bits).
+SEED = click.IntRange(0, 2**32 - 1)
+
+seed_option = click.option(
+    "--seed",
+    type=SEED,
+    default=0,
+    show_default=True,
+    help="Seed of every random choice (0 to 4294967295); the same seed gives the same "
+    "results on the same CPU.",
+)
 
 download_option = click.option(
     "--download/--no-download",

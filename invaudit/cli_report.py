@@ -2,7 +2,11 @@
 
 Exit codes: 0 the report was written and every gate check passed; 1 a gate
 check failed (the report is still written); 2 bad input, found before any
-attack runs wherever it can be.
+attack runs wherever it can be (among it every output location: --out and
+--junit are checked before the first attack).
+
+The suites, attacks and torch are imported inside the commands, so that
+``invaudit --help`` starts in a fraction of a second.
 """
 
 from __future__ import annotations
@@ -10,19 +14,26 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
 
-from .attacks.setup import read_model
-from .cli_attack import BarProgress, parse_epsilons, setup_from_options
-from .cli_options import audit_download_option, model_option, oracle_option
+from .cli_attack import parse_epsilons, setup_from_options
+from .cli_options import (
+    SUITE_NAMES,
+    audit_download_option,
+    model_option,
+    oracle_option,
+    seed_option,
+)
 from .errors import ConfigError
+from .progress import BarProgress
 from .reports.folder import check_out_folder
-from .reports.gate import Check, evaluate, format_results, gate_exit_code, write_junit
-from .reports.gate_plan import read_checks, validate_plan
-from .reports.schema import check_report
-from .reports.suite import SUITE_NAMES, Suite, plan_suite
+from .reports.gate import check_junit_target
+
+if TYPE_CHECKING:
+    from .reports.gate import Check, CheckResult
+    from .reports.suite import Suite
 
 
 def audit_options(command: Callable[..., Any]) -> Callable[..., Any]:
@@ -33,11 +44,12 @@ def audit_options(command: Callable[..., Any]) -> Callable[..., Any]:
             type=click.Choice(SUITE_NAMES),
             default="quick",
             show_default=True,
-            help="quick: about 2 minutes for an MNIST model on 2 CPU cores; full: every "
-            "method at paper-table sizes.",
+            help="quick: about 2 minutes for an MNIST fiRevNet on 2 idle CPU cores, 5.5 on "
+            "busy ones (docs/reports.md); "
+            "full: every method at paper-table sizes.",
         ),
         click.option("--n", type=int, default=None, help="Cap every step's test examples."),
-        click.option("--seed", type=int, default=0, show_default=True),
+        seed_option,
         click.option("--batch-size", type=int, default=256, show_default=True),
         click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, auto."),
         click.option(
@@ -96,7 +108,8 @@ def gate_options(command: Callable[..., Any]) -> Callable[..., Any]:
             "--junit",
             default=None,
             type=click.Path(dir_okay=False),
-            help="Write one JUnit test case per check here.",
+            help="Write one JUnit test case per check here (a new file, or one an "
+            "earlier invaudit gate wrote; any other file is refused).",
         ),
     ]
     for option in reversed(options):
@@ -118,10 +131,26 @@ def echo_headline(record: dict[str, Any]) -> None:
         click.echo(f"warning: {warning['name']}: {warning['message']}")
 
 
+def echo_verdict(record: dict[str, Any], label: str = "") -> None:
+    """The report's verdict paragraph, wrapped for the terminal."""
+    import textwrap
+
+    from .reports.verdict import verdict_text
+
+    head = f"verdict ({label}): " if label else "verdict: "
+    click.echo(textwrap.fill(head + verdict_text(record), width=100, subsequent_indent="  "))
+
+
+def echo_data_source(setup: Any, label: str = "") -> None:
+    """One line on stderr saying where the audited examples come from (always shown)."""
+    where = f" ({label})" if label else ""
+    echo_err(f"data{where}: {setup.data.name}, {setup.data.source}")
+
+
 def chosen_epsilons(opts: dict[str, Any]) -> list[float] | dict[str, list[float]] | None:
     """``--epsilons`` for every norm, or ``--linf-epsilons``/``--l2-epsilons`` per norm."""
     per_norm = {
-        norm: parse_epsilons(opts[f"{norm}_epsilons"])
+        norm: parse_epsilons(opts[f"{norm}_epsilons"], f"--{norm}-epsilons")
         for norm in ("linf", "l2")
         if opts.get(f"{norm}_epsilons") is not None
     }
@@ -134,6 +163,9 @@ def chosen_epsilons(opts: dict[str, Any]) -> list[float] | dict[str, list[float]
 
 def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
     """The checkpoint and the suite it gets, checked without touching data."""
+    from .attacks.setup import read_model
+    from .reports.suite import plan_suite
+
     loaded = read_model(path)
     epsilons = chosen_epsilons(opts)
     suite = plan_suite(
@@ -147,17 +179,26 @@ def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
 
 
 def check_junit_path(junit: str | None) -> None:
-    if junit is not None and Path(junit).is_dir():
-        raise ConfigError(f"--junit {junit} is a folder; give a file name such as gate.xml")
+    """Refuse a --junit that is a folder, unwritable, or a file invaudit did not write."""
+    if junit is not None:
+        check_junit_target(junit)
 
 
 def apply_gate(
-    checks: Sequence[Check], report: dict[str, Any], junit: str | None, where: str
+    checks: Sequence[Check],
+    report: dict[str, Any],
+    junit: str | None,
+    where: str,
+    results: Sequence[CheckResult] | None = None,
 ) -> int:
-    """Evaluate ``checks`` on ``report``, print them, write JUnit; the exit code."""
+    """Evaluate ``checks`` on ``report`` (unless ``results`` holds their evaluation),
+    print them, write JUnit; the exit code."""
+    from .reports.gate import evaluate, format_results, gate_exit_code, write_junit
+
     if not checks:
         return 0
-    results = evaluate(checks, report)
+    if results is None:
+        results = evaluate(checks, report)
     for line in format_results(results):
         click.echo(line)
     if junit is not None:
@@ -171,7 +212,11 @@ def apply_gate(
 @click.command()
 @model_option
 @click.option(
-    "--out", required=True, type=click.Path(), help="Report folder (new, empty or a report)."
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="Report folder: new, empty, or an earlier invaudit report holding nothing else "
+    "(then replaced as a whole).",
 )
 @audit_options
 @gate_options
@@ -184,16 +229,20 @@ def report(ctx: click.Context, **opts: Any) -> None:
     dataset's ε list.  With --fail-if / --policy the command is a CI gate:
     exit 1 when a check fails, 2 for bad input (before any attack runs).
     """
+    from .reports.attack_files import json_safe
+    from .reports.gate import evaluate, gate_record
+    from .reports.gate_plan import read_checks, validate_plan
     from .reports.report_files import write_report
     from .reports.runner import run_suite
 
-    checks = read_checks(opts["fail_if"], opts["policy"])
+    check_out_folder(opts["out"])
     check_junit_path(opts["junit"])
+    checks = read_checks(opts["fail_if"], opts["policy"])
     loaded, suite = planned_audit(opts["model_path"], opts)
     validate_plan(checks, suite, invertible=loaded.invertible)
-    check_out_folder(opts["out"])
     setup = setup_from_options(loaded, opts)
     validate_plan(checks, suite, invertible=loaded.invertible, data=setup.data)
+    echo_data_source(setup)
     run = run_suite(
         setup,
         suite,
@@ -201,11 +250,22 @@ def report(ctx: click.Context, **opts: Any) -> None:
         batch_size=opts["batch_size"],
         progress=BarProgress(opts["progress"]),
         log=echo_err if opts["progress"] else None,
+        warn=echo_err,
     )
+    # The gate is judged before the files are written, so report.md and report.html
+    # state its verdict and every failed check (the CI job summary shows report.md).
+    results = evaluate(checks, run.report) if checks else None
+    if results is not None:
+        run.report["gate"] = json_safe(gate_record(results))
+    else:
+        run.report.pop("gate", None)
     folder = write_report(run, opts["out"])
     echo_headline(run.report)
     click.echo(f"wrote {folder / 'report.html'} (and report.json, report.md, CSVs, figures)")
-    ctx.exit(apply_gate(checks, run.report, opts["junit"], opts["model_path"]))
+    code = apply_gate(checks, run.report, opts["junit"], opts["model_path"], results)
+    click.echo("")
+    echo_verdict(run.report)
+    ctx.exit(code)
 
 
 @click.command()
@@ -213,7 +273,11 @@ def report(ctx: click.Context, **opts: Any) -> None:
     "models", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="CKPT|zoo:NAME..."
 )
 @click.option(
-    "--out", required=True, type=click.Path(), help="Comparison folder (new, empty or earlier)."
+    "--out",
+    required=True,
+    type=click.Path(),
+    help="Comparison folder: new, empty, or an earlier invaudit comparison holding "
+    "nothing else (then replaced as a whole).",
 )
 @click.option(
     "--label",
@@ -235,6 +299,7 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
 
     if len(models) < 2:
         raise ConfigError(f"compare needs at least two checkpoints, got {len(models)}")
+    check_out_folder(opts["out"])
     names = labels_for(models, labels)
     planned = [planned_audit(path, opts) for path in models]
     datasets = {loaded.dataset_name for loaded, _ in planned}
@@ -242,8 +307,9 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
         raise ConfigError(
             f"compare needs models of one dataset, got {', '.join(sorted(datasets))}"
         )
-    check_out_folder(opts["out"])
     setups = [setup_from_options(loaded, opts) for loaded, _ in planned]
+    for name, setup in zip(names, setups, strict=True):
+        echo_data_source(setup, name)
     runs = {}
     for name, setup, (_, suite) in zip(names, setups, planned, strict=True):
         if opts["progress"]:
@@ -255,6 +321,7 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
             batch_size=opts["batch_size"],
             progress=BarProgress(opts["progress"]),
             log=echo_err if opts["progress"] else None,
+            warn=lambda line, _name=name: echo_err(f"{line} ({_name})"),
         )
     tables = write_comparison(runs, opts["out"])
     for title, frame in tables.items():
@@ -263,6 +330,9 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
         click.echo("")
     click.echo(f"wrote {Path(opts['out']) / 'compare.html'} (and compare.csv, compare.md, "
                "figures, one report folder per model)")
+    for name, run in runs.items():
+        click.echo("")
+        echo_verdict(run.report, name)
 
 
 @click.command()
@@ -271,6 +341,9 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
 @click.pass_context
 def gate(ctx: click.Context, report_path: str, **opts: Any) -> None:
     """Check an existing report.json against --fail-if / --policy (exit 0, 1 or 2)."""
+    from .reports.gate_plan import read_checks
+    from .reports.schema import check_report
+
     checks = read_checks(opts["fail_if"], opts["policy"])
     if not checks:
         raise ConfigError("gate needs at least one --fail-if or a --policy")

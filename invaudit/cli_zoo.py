@@ -3,13 +3,15 @@
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import click
-import pandas as pd
 
 from .errors import ConfigError
 from .zoo import ZooEntry, verify_entry, zoo_dir, zoo_entries, zoo_entry
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: How the card's metric keys read in a table; others are shown under their own key.
 METRIC_LABELS = {
@@ -36,6 +38,8 @@ def _cell(text: Any) -> str:
 
 def zoo_table(entries: list[ZooEntry]) -> pd.DataFrame:
     """One row per model: what it is, its two headline errors, its size."""
+    import pandas as pd
+
     rows = [
         {
             "name": e.name,
@@ -91,6 +95,8 @@ def card_markdown(entry: ZooEntry) -> str:
 
 
 def _table(rows: list[tuple[str, Any]], columns: tuple[str, str]) -> str:
+    import pandas as pd
+
     frame = pd.DataFrame([(_cell(k), _cell(v)) for k, v in rows], columns=list(columns))
     return frame.to_markdown(index=False, disable_numparse=True)
 

@@ -29,3 +29,8 @@ class CheckpointError(InvauditError):
 
 class DataError(InvauditError):
     """A dataset that cannot be found, read or generated as asked."""
+
+
+class OutputError(InvauditError):
+    """An output path invaudit must not or cannot write: empty, the current folder,
+    unwritable, or holding a file invaudit did not create."""

@@ -85,3 +85,140 @@ def test_cli_check_reports_an_exact_inverse() -> None:
     assert result.exit_code == 0, result.output
     line = next(x for x in result.stdout.splitlines() if "max |F^-1(F(x)) - x|" in x)
     assert float(line.split()[4]) <= 1e-4 and "ok" in line
+
+
+# -- issue 14: bad values are refused before any work (items 5-7) ------------------------
+
+
+def _cli(*args: object):
+    return CliRunner().invoke(main, [str(a) for a in args])
+
+
+def _one_line(result) -> str:
+    assert result.exit_code == 2, (result.exit_code, result.output, result.exception)
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1, result.stderr
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def spheres_ckpt(tmp_path_factory):
+    from invaudit.data import dataset_info
+    from invaudit.models.checkpoint import model_payload, save_checkpoint
+
+    with torch.random.fork_rng():
+        torch.manual_seed(0)
+        net = build("firevnet-fc", dim=6, num_classes=2, blocks=1, hidden=8)
+    payload = model_payload(net)
+    options = {"dim": 6, "radii": [1.0, 10.0], "n_train": 200, "n_test": 100, "seed": 0}
+    info = {"name": "spheres", **dataset_info("spheres", dim=6, radii=(1.0, 10.0))}
+    payload.update(loss="ce", dataset={**info, "options": options})
+    path = tmp_path_factory.mktemp("ckpt") / "spheres.pt"
+    save_checkpoint(path, payload)
+    return path
+
+
+@pytest.fixture
+def no_audit(monkeypatch) -> None:
+    """A suite or attack that starts fails the test: the refusal must come first."""
+    import invaudit.reports.runner as runner
+
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("the audit started before the refusal")
+
+    monkeypatch.setattr(runner, "run_suite", refuse)
+    monkeypatch.setattr("invaudit.attacks.setup.prepare_audit", refuse)
+
+
+@pytest.mark.parametrize(
+    "option, value, fragment",
+    [
+        ("--epsilons", "nan", "finite"),
+        ("--epsilons", "inf", "finite"),
+        ("--epsilons", "-0.1", ">= 0"),
+        ("--epsilons", ",", "at least one"),
+        ("--epsilons", "0.1,,nan", "finite"),
+        ("--linf-epsilons", "nan", "finite"),
+        ("--l2-epsilons", "-1", ">= 0"),
+    ],
+)
+def test_report_refuses_bad_epsilons_before_any_attack(
+    spheres_ckpt, tmp_path, no_audit, option, value, fragment
+) -> None:
+    out = tmp_path / "r"
+    result = _cli("report", "--model", spheres_ckpt, "--out", out, "--n", 8, "--no-progress",
+                  f"{option}={value}")  # fmt: skip
+    line = _one_line(result)
+    assert option in line and fragment in line, line
+    assert not out.exists()
+
+
+def test_bad_epsilons_fail_the_suite_plan_too() -> None:
+    from invaudit.reports.suite import plan_suite
+
+    for bad in ([float("nan")], [-0.1], [], {"l2": [float("inf")]}):
+        with pytest.raises(ConfigError, match="epsilons"):
+            plan_suite("quick", "spheres", epsilons=bad)
+
+
+@pytest.mark.parametrize("seed", ["99999999999999999999999", "-1", str(2**32)])
+@pytest.mark.parametrize("command", ["attack", "report", "compare"])
+def test_a_seed_out_of_range_is_a_usage_error(spheres_ckpt, tmp_path, no_audit, command,
+                                             seed) -> None:  # fmt: skip
+    out = tmp_path / "o"
+    args = {
+        "attack": ["attack", "--model", spheres_ckpt, "--method", "metamer"],
+        "report": ["report", "--model", spheres_ckpt],
+        "compare": ["compare", spheres_ckpt, spheres_ckpt, "--label", "a", "--label", "b"],
+    }[command]
+    result = _cli(*args, "--out", out, "--n", 8, "--no-progress", "--seed", seed)
+    assert result.exit_code == 2, (result.output, result.exception)
+    assert "--seed" in result.stderr and "0<=x<=4294967295" in result.stderr
+    assert not out.exists()
+
+
+def _tamper(good, tmp_path, name: str, **changes: object):
+    from invaudit.models.checkpoint import save_checkpoint
+
+    payload = torch.load(good, weights_only=True)
+    for key, value in changes.items():
+        if value is _DROP:
+            del payload[key]
+        else:
+            payload[key] = value
+    path = tmp_path / f"{name}.pt"
+    save_checkpoint(path, payload)
+    return path
+
+
+_DROP = object()
+_WRONG_FIELDS = {
+    "config-a-string": {"config": "blocks=1"},
+    "config-a-list": {"config": [1, 2]},
+    "config-key-not-text": {"config": {1: 2}},
+    "state_dict-a-string": {"state_dict": "weights"},
+    "state_dict-holds-text": {"state_dict": {"layers.0.weight": "x"}},
+    "arch-a-number": {"arch": 3},
+    "arch-a-list": {"arch": ["firevnet-fc"]},
+    "dataset-a-string": {"dataset": "spheres"},
+    "dataset-name-a-number": {"dataset": {"name": 3}},
+    "training-a-string": {"training": "3 epochs"},
+    "metrics-a-list": {"metrics": [0.1]},
+    "loss-a-number": {"loss": 1},
+}
+
+
+@pytest.mark.parametrize("case", list(_WRONG_FIELDS))
+def test_a_checkpoint_with_fields_of_the_wrong_type_is_one_line(spheres_ckpt, tmp_path,
+                                                               case) -> None:  # fmt: skip
+    from invaudit.errors import CheckpointError
+    from invaudit.models.checkpoint import load_model
+
+    path = _tamper(spheres_ckpt, tmp_path, case, **_WRONG_FIELDS[case])
+    with pytest.raises(CheckpointError) as excinfo:
+        load_model(path)
+    assert str(path) in str(excinfo.value) and "\n" not in str(excinfo.value)
+    for args in (["info", path], ["attack", "--model", path, "--method", "metamer", "--n", 8,
+                                  "--no-progress"]):  # fmt: skip
+        line = _one_line(_cli(*args))
+        assert line.startswith(f"invaudit: error: {path}"), line

@@ -13,6 +13,7 @@ from invaudit.cli import main
 from invaudit.errors import CheckpointError
 from invaudit.models import build
 from invaudit.models.checkpoint import model_payload, save_checkpoint
+from invaudit.zoo import resolve_model_path
 
 
 def tiny_model():
@@ -102,3 +103,31 @@ def test_cli_info_and_check_on_a_good_checkpoint(good) -> None:
     assert result.exit_code == 0 and "firevnet-fc" in result.stdout
     result = CliRunner().invoke(main, ["check", "--model", str(good)])
     assert result.exit_code == 0 and "ok" in result.stdout
+
+
+def test_configs_stored_before_the_stability_keys_load_as_they_were(tmp_path) -> None:
+    """An old firevnet-mnist checkpoint (no stability keys) rebuilds the legacy blocks."""
+    from invaudit.models.firevnet import MNIST_LEGACY
+    from invaudit.models.layers import InvertibleConv1x1, LogitTransform
+
+    legacy = build("firevnet-mnist", image_size=8, blocks=1, hidden=8, num_classes=4,
+                   batchnorm=True, **MNIST_LEGACY)  # fmt: skip
+    x = torch.rand(4, 1, 8, 8)
+    legacy.train()
+    legacy(x)
+    payload = model_payload(legacy.eval())
+    for key in MNIST_LEGACY:
+        del payload["config"][key]  # as written before the keys existed
+    save_checkpoint(tmp_path / "old.pt", payload)
+    loaded = load_model(tmp_path / "old.pt")
+    assert not any(isinstance(m, LogitTransform) for m in loaded.modules())
+    assert any(isinstance(m, InvertibleConv1x1) for m in loaded.modules())
+    assert torch.equal(loaded(x), legacy(x))
+
+
+def test_zoo_models_made_before_the_stability_keys_still_load() -> None:
+    for name in ("mnist-ce", "mnist-ice"):
+        model = load_model(resolve_model_path(f"zoo:{name}"))
+        x = torch.rand(2, 1, 28, 28)
+        with torch.no_grad():
+            assert (model.inverse(model(x)) - x).abs().max() < 1e-4

@@ -50,7 +50,8 @@ def test_other_shapes_and_sizes_not_divisible_by_four(size: int) -> None:
     [
         ({"depth": 3}, "unknown config key(s) depth"),
         ({"width": "wide"}, "width must be int"),
-        ({"dropout": 1}, "dropout must be float"),
+        ({"dropout": "high"}, "dropout must be float"),
+        ({"dropout": 1}, "dropout must be in [0, 1)"),  # an int is taken as a float
         ({"width": 0}, "width must be at least 1"),
         ({"num_classes": 1}, "num_classes must be at least 2"),
         ({"image_size": 3}, "image_size must be at least 4"),

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import json
+import re
 import shutil
 import xml.etree.ElementTree as ET
 from dataclasses import dataclass
@@ -23,7 +24,7 @@ import invaudit.reports.report_files as report_files
 import invaudit.reports.runner as runner
 from invaudit.attacks import ATTACKS
 from invaudit.cli import main
-from invaudit.reports.schema import check_report, ci95_halfwidth
+from invaudit.reports.schema import check_report
 from invaudit.reports.suite import INVERTIBILITY_FIELDS, MODEL_FIELDS
 
 N = 40
@@ -118,6 +119,8 @@ def test_report_json_is_complete_and_names_files_that_exist(reports, ckpt) -> No
     assert model["path"] == str(ckpt) and model["arch"] == "firevnet-fc"
     assert isinstance(model["parameters"], int) and model["parameters"] > 0
     assert 0.0 <= model["clean_accuracy"] <= 1.0 and model["clean_accuracy_n"] == N
+    interval = model["clean_accuracy_interval"]
+    assert interval["low"] <= model["clean_accuracy"] <= interval["high"] and interval["n"] == N
     # What the gate accepts before the run is exactly the numeric fields written.
     numeric = {
         k for k, v in model.items() if isinstance(v, int | float) and not isinstance(v, bool)
@@ -135,7 +138,18 @@ def test_report_json_is_complete_and_names_files_that_exist(reports, ckpt) -> No
     for method, rec in attacks.items():
         assert rec["n"] == N == rec["metrics"]["n"], method
         assert set(rec["metrics"]) == set(ATTACKS[method].metrics), method
-        assert rec["ci95_halfwidth"] == pytest.approx(ci95_halfwidth(N)), method
+        assert "ci95_halfwidth" not in rec, method  # replaced by exact intervals
+        # every declared rate that was measured has its interval, around the rate
+        for metric, count in ATTACKS[method].rates.items():
+            value, intervals = rec["metrics"][metric], rec["intervals"].get(metric)
+            if value is None:
+                assert intervals is None, (method, metric)
+                continue
+            pairs = value.items() if isinstance(value, dict) else [(None, value)]
+            for key, rate in pairs:
+                entry = intervals[key] if key is not None else intervals
+                assert entry["low"] <= rate <= entry["high"], (method, metric, key)
+                assert entry["n"] == rec["metrics"][count], (method, metric)
         rows = pd.read_csv(folder / rec["records"])
         assert len(rows) >= 1, method
         for figure in rec["figures"]:
@@ -348,7 +362,8 @@ def test_a_failed_write_leaves_the_earlier_report_untouched(reports, ckpt, tmp_p
 
     monkeypatch.setattr(report_files, "report_html", broken_html)
     result = report(ckpt, out)
-    assert isinstance(result.exception, RuntimeError), result.output
+    assert result.exit_code == 3, result.output  # a crash is never the gate's exit 1
+    assert "RuntimeError: boom while rendering" in result.stderr
     assert snapshot(out) == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]  # no .out.partial-* left
     # It failed half way: the staging folder already held CSVs, figures and report.md.
@@ -421,7 +436,9 @@ def test_compare_writes_one_report_per_label_and_the_tables(comparison) -> None:
     assert [m["label"] for m in record["models"]] == ["ce", "ice"]
     assert [m["report"] for m in record["models"]] == ["ce/report.json", "ice/report.json"]
     long = pd.read_csv(out / "compare.csv")
-    assert list(long.columns) == ["model", "quantity", "readout", "value", "n"]
+    assert list(long.columns) == ["model", "quantity", "readout", "value", "n", "low", "high"]
+    rates = long.dropna(subset=["low"])
+    assert len(rates) > 0 and ((rates.low <= rates.value) & (rates.value <= rates.high)).all()
     assert set(long["model"]) == {"ce", "ice"}
     assert (long.groupby("model").size() == len(long) // 2).all()
     for label in ("ce", "ice"):
@@ -502,3 +519,106 @@ def test_gate_bad_input_exits_2(reports, tmp_path, content, args, fragment) -> N
         path.write_text(content)
     line = one_line_error(gate(path, *args))
     assert fragment in line
+
+
+# -- 8. the verdict first (issue 14) ---------------------------------------------------
+
+
+def test_report_md_html_and_console_open_with_the_verdict_and_the_gate(reports) -> None:
+    folder = reports.root / "r1"
+    record = reports.json("r1")
+    assert record["gate"]["passed"] is False
+    assert (record["gate"]["checks"], record["gate"]["failed"]) == (4, 2)
+    md = (folder / "report.md").read_text()
+    lines = md.splitlines()
+    assert lines[0].startswith("# gate FAILED (2 of 4 checks) · invaudit report: firevnet-fc")
+    assert lines[2].startswith("**Verdict.** Excessive invariance: ")
+    verdict = lines[2]
+    assert "Excessive sensitivity: from " in verdict
+    assert "Gate: FAILED, 2 of 4 checks: model.clean_accuracy = " in verdict
+    assert "invertibility.max_abs_error = " in verdict
+    # ... and every check with its outcome in its own section, failed ones marked
+    gate = md.split("## Gate", 1)[1].split("\n## ", 1)[0]
+    assert "- **FAIL** `model.clean_accuracy <= 1`" in gate
+    assert "- **FAIL** `invertibility.max_abs_error >= 0`" in gate
+    assert "- ok `model.clean_accuracy < 0`" in gate
+    assert md.index("**Verdict.**") < md.index("## Headline") < md.index("## Gate")
+    assert "| check" in md and "95% interval" in md and "better" in md
+
+    html = (folder / "report.html").read_text()
+    assert html.index("<body>") < html.index('id="verdict"') < html.index('id="headline"')
+    assert 'class="verdict failed"' in html and "Gate: FAILED, 2 of 4 checks" in html
+    assert '<span class="fail">FAIL</span> <code>model.clean_accuracy &lt;= 1</code>' in html
+
+    out = reports.first.stdout
+    assert "verdict: Excessive invariance" in out
+    assert out.rstrip().splitlines()[-1].startswith("  ")  # the wrapped verdict ends it
+    assert "FAILED" in out.split("verdict: ", 1)[1]
+    passed = (reports.root / "r3" / "report.md").read_text()
+    assert passed.startswith("# gate passed (3 checks) · ")
+    assert "Gate: passed (3 checks, none failed)." in passed
+
+
+def test_report_says_where_the_data_came_from(reports) -> None:
+    assert "data: spheres, spheres regenerated from seed" in reports.first.stderr
+
+
+def test_a_report_without_a_gate_keeps_no_stale_verdict(reports, ckpt, tmp_path, monkeypatch):
+    # r1's SuiteRun carries the gate it was written with; a rerun without checks drops it.
+    record = copy.deepcopy(reports.run.report)
+    for rec in record["attacks"].values():
+        rec["figures"] = []
+    run = runner.SuiteRun(record, reports.run.results, {m: {} for m in reports.run.figures})
+    monkeypatch.setattr(runner, "run_suite", lambda *a, **k: run)
+    result = report(ckpt, tmp_path / "out")
+    assert result.exit_code == 0, result.output
+    md = (tmp_path / "out" / "report.md").read_text()
+    assert md.startswith("# invaudit report: ") and "Gate:" not in md
+    assert "gate" not in json.loads((tmp_path / "out" / "report.json").read_text())
+
+
+def test_compare_md_and_html_open_with_each_models_verdict(comparison) -> None:
+    out, result = comparison
+    md = (out / "compare.md").read_text()
+    lines = md.splitlines()
+    assert lines[0].startswith("# invaudit compare: ce vs ice")
+    assert lines[2].startswith("**Verdict, ce.** Excessive invariance: ")
+    assert lines[4].startswith("**Verdict, ice.** Excessive invariance: ")
+    assert md.index("**Verdict, ice.**") < md.index("\n## ")
+    # readable names and intervals, not raw metric keys
+    audit = md.split("## Invariance and sensitivity, side by side", 1)[1].split("\n## ", 1)[0]
+    assert "metamer invariance success" in audit and "clean accuracy" in audit
+    assert "pgd-linf robust accuracy @ ε=0.1" in audit
+    assert "metamer.invariance_success_rate" not in audit and "robust_accuracy[" not in audit
+    assert re.search(r"\d%\s\[\d+\.\d+, \d+\.\d+\]", audit)
+    # the warnings behind the counts, with their texts
+    warnings = md.split("## Warnings", 1)[1].split("\n## ", 1)[0]
+    for label in ("ce", "ice"):
+        record = json.loads((out / label / "report.json").read_text())
+        for w in record["warnings"]:
+            assert f"- **{label}**: {w['name']}" in warnings
+    html = (out / "compare.html").read_text()
+    assert html.index("<body>") < html.index('id="verdict"') < html.index('id="table-0"')
+    assert "verdict (ce): " in result.stdout and "verdict (ice): " in result.stdout
+
+
+def test_an_oracle_that_is_the_audited_model_is_refused_before_any_work(tmp_path, no_attack):
+    """Item 15: the same checkpoint (here a byte-identical copy) as its own oracle agrees
+    with every decision, so every oracle rate would be 0 and pass any gate."""
+    from invaudit.zoo import ZOO_DIR
+
+    model = tmp_path / "model.pt"  # any image checkpoint: the bundled iCE model's bytes
+    shutil.copy(ZOO_DIR / "mnist-ice.pt", model)
+    twin = tmp_path / "same-bytes.pt"
+    shutil.copy(model, twin)
+    out = tmp_path / "out"
+    for oracle in (model, twin):
+        line = one_line_error(
+            invoke("report", "--model", model, "--oracle", oracle, "--out", out, "--no-progress")
+        )
+        assert "is the audited model itself" in line and "--oracle none" in line
+        line = one_line_error(
+            invoke("attack", "--model", model, "--method", "metamer", "--oracle", oracle)
+        )
+        assert "is the audited model itself" in line
+    assert not out.exists()

@@ -148,18 +148,29 @@ def test_fixture_is_a_valid_report(report: dict) -> None:
 
 
 def test_headline_rows(report: dict) -> None:
-    rows = {check: (value, n, ci) for check, value, n, ci in headline_rows(report)}
-    assert rows["clean accuracy"] == ("99.3%", "10000", "±1.0%")
+    # The fixture is a report written before intervals were stored (ci95_halfwidth):
+    # its exact intervals are computed from each rate and its count.
+    rows = {check: rest for check, *rest in headline_rows(report)}
+    assert rows["clean accuracy"] == ["99.3%", "[99.09, 99.44]", "10000", "higher"]
     assert rows["invertibility max error"][0].startswith("1e-06 (pass")
-    assert rows["metamer invariance success"] == ("n/a", "512", "")
-    assert rows["metamer prediction preserved"] == ("100.0%", "512", "±4.3%")
-    assert rows["probe nuisance error"] == ("2.9%", "2000", "±2.2%")
-    assert rows["probe I(z_n; y) lower bound"] == ("3.1 bits", "2000", "")
-    assert rows["pgd-linf robust accuracy @ ε=0.1"][0] == "93.0%"
-    assert rows["pgd-linf robust accuracy @ ε=0.2"][0] == "n/a"
-    assert rows["pgd-linf robust accuracy @ ε=0.3"][0] == "0.0%"
+    assert rows["metamer invariance success"] == ["n/a", "", "512", "lower"]
+    assert rows["metamer prediction preserved"] == ["100.0%", "[99.28, 100.00]", "512", "100 %"]
+    assert rows["probe nuisance error"] == ["2.9%", "[2.2, 3.7]", "2000", "higher"]
+    assert rows["probe I(z_n; y) lower bound"] == ["3.1 bits", "", "2000", "lower"]
+    assert rows["pgd-linf robust accuracy @ ε=0.1"][:2] == ["93.0%", "[90.4, 95.0]"]
+    assert rows["pgd-linf robust accuracy @ ε=0.2"][:2] == ["n/a", ""]
+    assert rows["pgd-linf robust accuracy @ ε=0.3"][:2] == ["0.0%", "[0.00, 0.72]"]
     assert rows["warnings"][0] == "1"
     assert list(headline_frame(report).columns) == list(HEADLINE_COLUMNS)
+
+
+def test_stored_intervals_win_over_computed_ones(report: dict) -> None:
+    record = report["attacks"]["pgd-linf"]
+    del record["ci95_halfwidth"]
+    record["intervals"] = {"robust_accuracy": {"0.1": {"low": 0.5, "high": 0.75, "n": 512}}}
+    check_report(report)
+    rows = {check: rest for check, *rest in headline_rows(report)}
+    assert rows["pgd-linf robust accuracy @ ε=0.1"][1] == "[50.0, 75.0]"
 
 
 def test_headline_handles_a_model_that_is_not_invertible(report: dict) -> None:
@@ -175,6 +186,7 @@ def test_markdown_order_and_content(report: dict) -> None:
     assert "mnist-ce" in lines[0] and "loss ce" in lines[0] and "mnist" in lines[0]
     # user text cannot open an HTML tag in a GitHub job summary
     assert "\\<b>mnist-ce.pt" in lines[0] and "\\<b>exactly\\</b>" in text
+    assert lines[2].startswith("**Verdict.** ")  # the verdict comes before any table
     headline = text.index("| check")
     first_attack = text.index("## Attack:")
     assert headline < text.index("## Warnings") < first_attack
@@ -199,7 +211,7 @@ def test_markdown_tables_are_well_formed(report: dict) -> None:
     for line in text.splitlines():
         if line.startswith("|"):
             unescaped = re.sub(r"\\\|", "", line)
-            assert unescaped.count("|") in (3, 5), line  # 2 or 4 columns
+            assert unescaped.count("|") in (3, 4, 6), line  # 2, 3 or 5 columns
     assert "a \\| b c" in text
 
 
@@ -271,6 +283,7 @@ def test_html_order_escaping_and_nulls(report: dict, folder: Path) -> None:
     headline = text.index('id="headline"')
     warnings = text.index('id="warnings"')
     attack = text.index('class="attack"')
+    assert text.index("<body>") < text.index('id="verdict"') < headline
     assert headline < warnings < attack < text.index('id="environment"') < text.index('id="timing"')
     for eps in EPSILONS:
         assert headline < text.index(f"pgd-linf robust accuracy @ ε={eps}<") < warnings
@@ -349,8 +362,8 @@ def test_headline_minimal_norm_and_boundary_rows(report: dict) -> None:
         "records": "boundary.csv",
         "figures": [],
     }
-    rows = {check: (value, n, ci) for check, value, n, ci in headline_rows(report)}
-    assert rows["cw-l2 robust accuracy @ ε=0.5"] == ("40.0%", "100", "±9.8%")
-    assert rows["cw-l2 median distance"] == ("1.234", "100", "")
-    # grid agreement is not a share of the n test samples: no n, no half-width
+    rows = {check: tuple(rest[:3]) for check, *rest in headline_rows(report)}
+    assert rows["cw-l2 robust accuracy @ ε=0.5"] == ("40.0%", "[30.3, 50.3]", "100")
+    assert rows["cw-l2 median distance"] == ("1.234", "", "100")
+    # grid agreement is not a share of the n test samples: no n, no interval
     assert rows["boundary D agrees with oracle, metamer plane"] == ("61.0%", "", "")

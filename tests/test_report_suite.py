@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 
 import pytest
 
@@ -13,8 +12,9 @@ from invaudit.errors import ConfigError
 from invaudit.reports.folder import check_out_folder, replace_folder
 from invaudit.reports.gate import parse_check
 from invaudit.reports.gate_plan import validate_plan
+from invaudit.reports.intervals import rate_interval
 from invaudit.reports.sanity import PRECISION, mode_warnings, report_warnings
-from invaudit.reports.schema import SCHEMA, SCHEMA_VERSION, check_report, ci95_halfwidth
+from invaudit.reports.schema import SCHEMA, SCHEMA_VERSION, check_report
 from invaudit.reports.suite import plan_suite, planned_metrics
 
 
@@ -130,13 +130,28 @@ def test_each_sanity_flag_fires_on_its_fault_only(edit, expected) -> None:
 
 
 def test_few_samples_threshold_is_the_stated_precision() -> None:
-    boundary = math.ceil((1.959964 / (2 * PRECISION)) ** 2)  # smallest n within ±PRECISION
-    assert ci95_halfwidth(boundary) <= PRECISION < ci95_halfwidth(boundary - 1)
+    """few_samples reads each rate's own exact interval: a rate of 1/2 needs the n where
+    its Clopper-Pearson interval narrows to ±PRECISION; a rate of 0 is precise far sooner."""
+    def wide(n: int, p: float = 0.5) -> bool:
+        interval = rate_interval(p, n)
+        return interval["high"] - interval["low"] > 2 * PRECISION
+
+    boundary = next(n for n in range(2, 5000, 2) if not wide(n))
+    assert wide(boundary - 2) and 385 <= boundary <= 420  # CP: a little above the normal 385
     report = clean_report()
+    report["attacks"]["fgsm"]["metrics"]["robust_accuracy"] = {"0.1": 0.5, "0.2": 0.5}
     report["attacks"]["fgsm"]["n"] = boundary
     assert names(report) == []
-    report["attacks"]["fgsm"]["n"] = boundary - 1
+    report["attacks"]["fgsm"]["n"] = boundary - 2
     assert names(report) == ["few_samples"]
+    message = report_warnings(report)[0]["message"]
+    assert message.startswith("fgsm.robust_accuracy[0.1] = 50.0%, 95 % interval [")
+    assert f"(n = {boundary - 2})" in message
+    # 0 % at n = 256 is [0, 1.4]: precise, so no warning (the old worst case said ±6.1 %)
+    for method in ("fgsm", "pgd-linf"):
+        report["attacks"][method]["metrics"]["robust_accuracy"] = {"0.1": 0.0, "0.2": 0.0}
+    report["attacks"]["fgsm"]["n"] = 256
+    assert names(report) == []
 
 
 def test_mode_flags() -> None:

@@ -433,3 +433,49 @@ def test_the_shipped_zoo_is_sound(monkeypatch) -> None:
         if entry.role == "oracle":
             oracles[entry.dataset] = oracles.get(entry.dataset, 0) + 1
     assert all(count == 1 for count in oracles.values()), oracles
+
+
+# -- 6. zoo selectors in the library, and hashes checked on every load (issue 14, item 8) --
+
+
+def test_the_library_loads_a_zoo_selector(zoo) -> None:
+    import invaudit
+
+    model = invaudit.load_model(f"zoo:{CLASSIFIER}")
+    direct = load_model(zoo / f"{CLASSIFIER}.pt")
+    assert model.arch == direct.arch == "firevnet-mnist" and not model.training
+    x = torch.rand(2, 1, 28, 28)
+    assert torch.equal(model(x), direct(x))
+    with pytest.raises(ConfigError, match="unknown zoo model 'nope'"):
+        invaudit.load_model("zoo:nope")
+
+
+def _flip_a_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0xFF  # same size, other bytes
+    path.write_bytes(bytes(data))
+
+
+def test_a_tampered_zoo_file_is_refused_when_loaded(zoo, tmp_path) -> None:
+    import invaudit
+
+    _flip_a_byte(zoo / f"{CLASSIFIER}.pt")
+    with pytest.raises(CheckpointError, match=f"zoo model '{CLASSIFIER}'.*sha256"):
+        invaudit.load_model(f"zoo:{CLASSIFIER}")
+    for args in (
+        ["info", f"zoo:{CLASSIFIER}"],
+        ["attack", "--model", f"zoo:{CLASSIFIER}", "--method", "metamer", "--n", "8"],
+        ["report", "--model", f"zoo:{CLASSIFIER}", "--out", tmp_path / "r", "--n", "8"],
+    ):
+        line = one_line_error(invoke(*args))
+        assert f"zoo model '{CLASSIFIER}'" in line and "sha256" in line, line
+    assert not (tmp_path / "r").exists()
+
+
+def test_a_tampered_default_oracle_is_refused(zoo, tmp_path) -> None:
+    classifier = tmp_path / "mine.pt"
+    classifier.write_bytes((zoo / f"{CLASSIFIER}.pt").read_bytes())  # not a zoo selector
+    _flip_a_byte(zoo / f"{ORACLE}.pt")
+    line = one_line_error(invoke("attack", "--model", classifier, "--method", "metamer",
+                                 "--n", "8", "--no-progress"))  # fmt: skip
+    assert f"zoo model '{ORACLE}'" in line and "sha256" in line, line

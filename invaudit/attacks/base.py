@@ -11,7 +11,7 @@ report builder do both from the result.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -170,6 +170,12 @@ class Attack:
             attack runs (a test holds every entry to its actual output).
         norm: ``"linf"`` or ``"l2"`` for an ε-attack (what its ``epsilons`` measure),
             None for the others.
+        rates: the metrics that are shares of a sample count, each mapped to the
+            metric holding that count (``{"invariance_success_rate": "n"}``); reports
+            state a Clopper–Pearson interval for each (:mod:`invaudit.reports.intervals`).
+            A map-valued rate (``robust_accuracy``) has one per key.
+        describe: ``describe(settings) -> str``, the summary of one run from the
+            options or settings it used (PGD's steps); None: :attr:`summary`.
     """
 
     name: str
@@ -182,6 +188,15 @@ class Attack:
     needs_invertible: bool = True
     metrics: tuple[str, ...] = ()
     norm: str | None = None
+    rates: Mapping[str, str] = field(default_factory=dict)
+    describe: Callable[[Mapping[str, Any]], str] | None = None
+
+    def description(self, settings: Mapping[str, Any] | None = None) -> str:
+        """What this attack did in a run with ``settings`` (its options merged with the
+        defaults); the static :attr:`summary` when it has no :attr:`describe`."""
+        if self.describe is None:
+            return self.summary
+        return self.describe({**self.options, **(settings or {})})
 
 
 def no_figures(result: AttackResult) -> dict[str, Figure]:
@@ -244,3 +259,14 @@ def check_count(method: str, name: str, value: object, minimum: int = 0) -> int:
     if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
         raise ConfigError(f"{method}: {name} must be an integer >= {minimum}, got {value!r}")
     return value
+
+
+#: How far outside the data box a decoded value may stray and still count as
+#: "in the box" for ``near_box_share`` (pixels in [0, 1]: a tenth of the range).
+BOX_TOLERANCE = 0.1
+
+
+def box_excursion(x: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
+    """Per example, the largest distance of any value of ``x`` outside ``bounds`` (0 inside)."""
+    low, high = bounds
+    return torch.maximum(low - x, x - high).clamp_min(0).flatten(1).amax(1)

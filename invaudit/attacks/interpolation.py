@@ -15,9 +15,11 @@ import pandas as pd
 import torch
 
 from .base import (
+    BOX_TOLERANCE,
     Attack,
     AttackResult,
     AuditContext,
+    box_excursion,
     check_count,
     decode,
     encode,
@@ -53,6 +55,7 @@ def run(ctx: AuditContext, *, steps: int = STEPS, examples: int = EXAMPLES) -> A
     decisions = torch.empty(n, steps, dtype=torch.long)
     oracle = torch.empty(n, steps, dtype=torch.long) if ctx.oracle is not None else None
     drift = torch.zeros(n)
+    excursion = torch.zeros(n)  # the largest over each path's points
     keep = min(examples, n)
     path_images = []
     ctx.progress.start("interpolate", steps)
@@ -62,6 +65,7 @@ def run(ctx: AuditContext, *, steps: int = STEPS, examples: int = EXAMPLES) -> A
             x_t = decode(ctx, model, z_t)
             z_back = model.split(encode(ctx, model, x_t))[0]
             drift = torch.maximum(drift, (z_back - z_s).abs().amax(1))
+            excursion = torch.maximum(excursion, box_excursion(x_t, ctx.data.bounds))
             decisions[:, k] = z_back.argmax(1)
             if oracle is not None:
                 oracle[:, k] = oracle_labels(ctx, x_t)
@@ -79,6 +83,9 @@ def run(ctx: AuditContext, *, steps: int = STEPS, examples: int = EXAMPLES) -> A
         "oracle_flip_rate": None,
         "mean_flip_t": None,
         "endpoint_oracle_agrees_nuisance_source": None,
+        "endpoint_oracle_agrees_logit_source": None,
+        "bounds_excursion_mean": float(excursion.mean()),
+        "near_box_share": share(excursion <= BOX_TOLERANCE),
     }
     first_flip_t = torch.full((n,), float("nan"), dtype=torch.float64)
     if oracle is not None:
@@ -89,6 +96,7 @@ def run(ctx: AuditContext, *, steps: int = STEPS, examples: int = EXAMPLES) -> A
         metrics["oracle_flip_rate"] = share(flipped & d_kept)
         metrics["mean_flip_t"] = float(first_flip_t[flipped].mean()) if flipped.any() else None
         metrics["endpoint_oracle_agrees_nuisance_source"] = share(oracle[:, -1] == y[partner])
+        metrics["endpoint_oracle_agrees_logit_source"] = share(oracle[:, -1] == y)
     records = pd.DataFrame(
         {
             "index": range(n),
@@ -98,6 +106,7 @@ def run(ctx: AuditContext, *, steps: int = STEPS, examples: int = EXAMPLES) -> A
             "prediction": pred.numpy(),
             "decision_preserved": d_kept.numpy(),
             "logit_drift_max_abs": drift.numpy(),
+            "bounds_excursion": excursion.numpy(),
             "first_oracle_flip_t": first_flip_t.numpy(),
             "oracle_path": (
                 [" ".join(map(str, row.tolist())) for row in oracle]
@@ -124,18 +133,25 @@ def figures(result: AttackResult) -> dict[str, Figure]:
     ex = result.examples
     if ex["paths"].dim() != 5:  # vectors: nothing to look at
         return {}
+    from ..data.classes import class_name
     from ..reports.figures import image_grid_figure
 
+    dataset = result.settings.get("dataset")
     paths, ts = ex["paths"], ex["t"].tolist()
     rows = [paths[:, k] for k in range(paths.shape[1])] + [ex["nuisance_source"]]
     labels = [f"t={t:.2f}" for t in ts] + ["target x'"]
-    titles = [f"{int(a)}→{int(b)}" for a, b in zip(ex["label"], ex["nuisance_label"], strict=True)]
+    titles = [
+        f"{class_name(dataset, a)}\n→ {class_name(dataset, b)}"
+        for a, b in zip(ex["label"], ex["nuisance_label"], strict=True)
+    ]
     return {
         "interpolate": image_grid_figure(
             rows,
             labels,
             column_titles=titles,
             title="z_s fixed, z_n interpolated towards the bottom row",
+            caption="Column titles: the class of x (whose z_s every row keeps) → the class "
+            "of the target x' (whose z_n the path walks to).",
         )
     }
 
@@ -155,5 +171,18 @@ ATTACK = Attack(
         "oracle_flip_rate",
         "mean_flip_t",
         "endpoint_oracle_agrees_nuisance_source",
+        "endpoint_oracle_agrees_logit_source",
+        "bounds_excursion_mean",
+        "near_box_share",
     ),
+    rates={
+        metric: "n"
+        for metric in (
+            "decision_preserved_rate",
+            "oracle_flip_rate",
+            "endpoint_oracle_agrees_nuisance_source",
+            "endpoint_oracle_agrees_logit_source",
+            "near_box_share",
+        )
+    },
 )

@@ -15,9 +15,11 @@ import pandas as pd
 import torch
 
 from .base import (
+    BOX_TOLERANCE,
     Attack,
     AttackResult,
     AuditContext,
+    box_excursion,
     check_count,
     decode,
     encode,
@@ -55,10 +57,9 @@ def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
     oracle_met = oracle_labels(ctx, x_met)
     l2_logit = (x_met - x).flatten(1).norm(dim=1)
     l2_nuisance = (x_met - x[partner]).flatten(1).norm(dim=1)
-    low, high = ctx.data.bounds
     # How far each metamer strays outside the data box (0 inside): F^{-1} is exact
     # everywhere, but nothing forces it to land in the input domain.
-    excursion = torch.maximum(low - x_met, x_met - high).clamp_min(0).flatten(1).amax(1)
+    excursion = box_excursion(x_met, ctx.data.bounds)
 
     metrics = {
         "n": len(y),
@@ -74,10 +75,15 @@ def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
         "invariance_success_rate": optional_share(
             None if oracle_met is None else oracle_met != pred_met
         ),
+        # An image made of the two sources should look like one of them; noise does not.
+        "oracle_names_a_source": optional_share(
+            None if oracle_met is None else (oracle_met == y) | (oracle_met == y[partner])
+        ),
         "l2_to_logit_source": float(l2_logit.mean()),
         "l2_to_nuisance_source": float(l2_nuisance.mean()),
         "in_bounds_share": share(excursion == 0),
         "bounds_excursion_mean": float(excursion.mean()),
+        "near_box_share": share(excursion <= BOX_TOLERANCE),
     }
     records = pd.DataFrame(
         {
@@ -117,24 +123,29 @@ def figures(result: AttackResult) -> dict[str, Figure]:
     """Fig. 4 for images; a radius histogram for vectors (the spheres)."""
     ex = result.examples
     if ex["metamer"].dim() == 4:
-        return {"metamer": _image_figure(ex)}
+        return {"metamer": _image_figure(ex, result.settings.get("dataset"))}
     return {"metamer_radii": _radius_figure(ex)}
 
 
-def _image_figure(ex: dict[str, torch.Tensor]) -> Figure:
+def _image_figure(ex: dict[str, torch.Tensor], dataset: str | None = None) -> Figure:
+    from ..data.classes import class_name
     from ..reports.figures import image_grid_figure
 
     titles = []
     for i in range(len(ex["label"])):
-        title = f"D={int(ex['metamer_prediction'][i])}"
+        title = f"D: {class_name(dataset, ex['metamer_prediction'][i])}"
         if "oracle_metamer" in ex:
-            title += f", o={int(ex['oracle_metamer'][i])}"
+            title += f"\no: {class_name(dataset, ex['oracle_metamer'][i])}"
         titles.append(title)
+    caption = "D = the audited model's decision on the metamer (that of the logit source)"
+    if "oracle_metamer" in ex:
+        caption += "; o = the oracle's label for the metamer (D ≠ o: invariance-adversarial)"
     return image_grid_figure(
         [ex["logit_source"], ex["metamer"], ex["nuisance_source"]],
         ["logit source", "metamer", "nuisance source"],
         column_titles=titles,
         title="Logit metamers: z_s from the top row, z_n from the bottom row",
+        caption=caption + ".",
     )
 
 
@@ -171,9 +182,23 @@ ATTACK = Attack(
         "oracle_agrees_logit_source",
         "oracle_agrees_nuisance_source",
         "invariance_success_rate",
+        "oracle_names_a_source",
         "l2_to_logit_source",
         "l2_to_nuisance_source",
         "in_bounds_share",
         "bounds_excursion_mean",
+        "near_box_share",
     ),
+    rates={
+        metric: "n"
+        for metric in (
+            "prediction_preserved",
+            "oracle_agrees_logit_source",
+            "oracle_agrees_nuisance_source",
+            "invariance_success_rate",
+            "oracle_names_a_source",
+            "in_bounds_share",
+            "near_box_share",
+        )
+    },
 )

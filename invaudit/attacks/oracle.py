@@ -10,13 +10,13 @@ says so in words.
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
 import torch
 
 from ..errors import ConfigError
+from ..hashing import file_sha256  # noqa: F401  (re-exported: scripts import it from here)
 from ..models.checkpoint import load_model
 
 
@@ -52,12 +52,6 @@ class SpheresOracle(Oracle):
         return (x.flatten(1).norm(dim=1) > self.threshold).long()
 
 
-def file_sha256(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 class ClassifierOracle(Oracle):

@@ -46,7 +46,7 @@ with another R2 keeps the same relative sizes.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
@@ -66,6 +66,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ATTACKS",
+    "check_epsilons",
     "default_epsilons",
     "eps_label",
     "figures",
@@ -119,6 +120,12 @@ def _epsilons(value: Any, data: AuditData, norm: str) -> list[float]:
     """The validated ε list, ascending and without repeats."""
     if value is None:
         return default_epsilons(data, norm)
+    return check_epsilons(value)
+
+
+def check_epsilons(value: Any) -> list[float]:
+    """``value`` (one ε or a list) as the ascending ε list without repeats; a one-line
+    :class:`ConfigError` unless it holds at least one finite number >= 0."""
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         value = [value]
     if isinstance(value, (str, bytes)) or not isinstance(value, Sequence):
@@ -313,6 +320,46 @@ def _finish(
     return AttackResult(method, metrics, records, examples, settings)
 
 
+@contextmanager
+def _gradient_ticks(attack: Any, tick: Callable[[], None]) -> Iterator[None]:
+    """Call ``tick`` after every gradient step of a foolbox gradient-descent attack.
+
+    foolbox takes no callback, but its ``BaseGradientDescent.run`` takes each step's
+    gradient through ``self.value_and_grad`` ("can be overridden by users"); an
+    instance attribute shadows it for this run only, so nothing else changes: the
+    same steps, the same random draws, the same result.
+    """
+    inner = attack.value_and_grad
+
+    def value_and_grad(loss_fn: Any, x: Any) -> Any:
+        out = inner(loss_fn, x)
+        tick()
+        return out
+
+    attack.value_and_grad = value_and_grad
+    try:
+        yield
+    finally:
+        del attack.value_and_grad
+
+
+class _StepMeter:
+    """Progress in gradient steps: at most ``per_batch`` ticks per batch, and exactly
+    that many once the batch is done (whatever foolbox actually ran)."""
+
+    def __init__(self, ctx: AuditContext, per_batch: int) -> None:
+        self.ctx, self.per_batch, self.done = ctx, per_batch, 0
+
+    def tick(self) -> None:
+        if self.done < self.per_batch - 1:  # the batch's last tick waits for its end
+            self.done += 1
+            self.ctx.progress.advance()
+
+    def batch_end(self) -> None:
+        self.ctx.progress.advance(self.per_batch - self.done)
+        self.done = 0
+
+
 def _run_fixed(
     ctx: AuditContext,
     method: str,
@@ -321,16 +368,23 @@ def _run_fixed(
     epsilons: list[float],
     options: dict[str, Any],
 ) -> AttackResult:
-    """A fixed-ε foolbox attack over the audited test examples, every ε per batch."""
+    """A fixed-ε foolbox attack over the audited test examples, every ε per batch.
+
+    The progress bar counts gradient steps (``steps`` per ε per batch), so a single
+    batch of PGD moves the bar ``len(epsilons) × steps`` times.
+    """
     x, y, module, fmodel = _prepare(ctx, method)
     n = len(y)
     clean_pred = torch.empty(n, dtype=torch.long)
     robust = torch.empty(n, len(epsilons), dtype=torch.bool)
     picker = _Picker(EXAMPLES)
     batches = list(ctx.batches(n))
-    ctx.progress.start(method, len(batches))
+    steps = int(getattr(attack, "steps", 1))
+    meter = _StepMeter(ctx, len(epsilons) * steps)
+    label = f"{method}: {len(batches)} batch(es) × {len(epsilons)} ε × {steps} step(s)"
+    ctx.progress.start(label, len(batches) * meter.per_batch)
     try:
-        with _seeded(ctx, method):
+        with _seeded(ctx, method), _gradient_ticks(attack, meter.tick):
             for part in batches:
                 xb, yb = ctx.to_model(x[part]), ctx.to_model(y[part])
                 with torch.no_grad():
@@ -350,7 +404,7 @@ def _run_fixed(
                     clean_pred=pred,
                     success=success[-1],
                 )
-                ctx.progress.advance()
+                meter.batch_end()
     finally:
         ctx.progress.finish()
     settings = _settings(ctx, norm, attack, epsilons, n, **options)
@@ -679,7 +733,10 @@ def _image(t: torch.Tensor, low: float, high: float) -> np.ndarray:
 def _pairs_figure(result: AttackResult) -> Figure:
     from matplotlib.figure import Figure
 
+    from ..data.classes import class_name
+
     ex = result.examples
+    dataset = result.settings.get("dataset")
     low, high = result.settings["bounds"]
     norm = _NORM_LABEL[result.settings["norm"]]
     k = len(ex["clean"])
@@ -691,10 +748,11 @@ def _pairs_figure(result: AttackResult) -> Figure:
         delta = (adv - clean).double()
         scale = float(delta.abs().max()) or 1.0
         axes[0, j].imshow(_image(clean, low, high), cmap="gray" if gray else None, vmin=0, vmax=1)
-        axes[0, j].set_title(f"label {int(ex['label'][j])}", fontsize=8)
+        axes[0, j].set_title(f"label {class_name(dataset, ex['label'][j])}", fontsize=8)
         axes[1, j].imshow(_image(adv, low, high), cmap="gray" if gray else None, vmin=0, vmax=1)
         size = float(_norms(delta[None], result.settings["norm"])[0])
-        axes[1, j].set_title(f"pred {int(ex['adv_pred'][j])}\n{norm} {size:.3g}", fontsize=8)
+        pred = class_name(dataset, ex["adv_pred"][j])
+        axes[1, j].set_title(f"pred {pred}\n{norm} {size:.3g}", fontsize=8)
         axes[2, j].imshow(delta.mean(0).numpy(), cmap="seismic", vmin=-scale, vmax=scale)
         for i in range(3):
             axes[i, j].set_xticks([])
@@ -747,12 +805,48 @@ _FIXED_METRICS = ("clean_accuracy", "robust_accuracy", "n")
 _DISTANCE_METRICS = ("median_distance", "median_distance_failures", "mean_distance")
 
 
+#: Both are shares of the audited samples (robust accuracy: one per ε).
+_RATES = {"clean_accuracy": "n", "robust_accuracy": "n"}
+
+
+def _describe_pgd(norm: str) -> Callable[[Mapping[str, Any]], str]:
+    def describe(settings: Mapping[str, Any]) -> str:
+        steps = settings.get("steps") or 40
+        rel = settings.get("rel_stepsize") or 2.5 / steps
+        start = "random start, " if settings.get("random_start", True) else ""
+        return (
+            f"{_NORM_LABEL[norm]} PGD (foolbox, {start}{steps} steps of {rel:.3g}·ε): "
+            "robust accuracy at each ε"
+        )
+
+    return describe
+
+
+def _describe_deepfool(norm: str) -> Callable[[Mapping[str, Any]], str]:
+    def describe(settings: Mapping[str, Any]) -> str:
+        return (
+            f"{_NORM_LABEL[norm]} DeepFool (foolbox, up to {settings.get('steps') or 50} "
+            f"steps): minimal {_NORM_LABEL[norm]} distance to the boundary, robust accuracy at ε"
+        )
+
+    return describe
+
+
+def _describe_cw(settings: Mapping[str, Any]) -> str:
+    return (
+        f"Carlini-Wagner L2 (foolbox, {settings.get('binary_search_steps')} binary-search "
+        f"steps × up to {settings.get('steps') or 100} Adam steps): minimal L2 adversarial "
+        "distance, robust accuracy at ε"
+    )
+
+
 def _entry(
     name: str,
     run: Callable[..., AttackResult],
     options: dict[str, Any],
     summary: str,
     minimal_norm: bool = False,
+    describe: Callable[[Mapping[str, Any]], str] | None = None,
 ) -> Attack:
     norm = "l2" if name.endswith("-l2") else "linf"  # fgsm and the -linf methods
     return Attack(
@@ -766,6 +860,8 @@ def _entry(
         needs_invertible=False,
         metrics=_FIXED_METRICS + (_DISTANCE_METRICS if minimal_norm else ()),
         norm=norm,
+        rates=dict(_RATES),
+        describe=describe,
     )
 
 
@@ -783,13 +879,15 @@ ATTACKS: tuple[Attack, ...] = (
         "pgd-linf",
         run_pgd_linf,
         dict(_PGD_OPTIONS),
-        "L∞ PGD (foolbox, random start, 40 steps by default): robust accuracy at each ε",
+        "L∞ PGD (foolbox, random start; steps: option steps): robust accuracy at each ε",
+        describe=_describe_pgd("linf"),
     ),
     _entry(
         "pgd-l2",
         run_pgd_l2,
         dict(_PGD_OPTIONS),
-        "L2 PGD (foolbox, random start, 40 steps by default): robust accuracy at each ε",
+        "L2 PGD (foolbox, random start; steps: option steps): robust accuracy at each ε",
+        describe=_describe_pgd("l2"),
     ),
     _entry(
         "deepfool-l2",
@@ -797,6 +895,7 @@ ATTACKS: tuple[Attack, ...] = (
         dict(_DEEPFOOL_OPTIONS),
         "L2 DeepFool (foolbox): minimal L2 distance to the boundary, robust accuracy at ε",
         minimal_norm=True,
+        describe=_describe_deepfool("l2"),
     ),
     _entry(
         "deepfool-linf",
@@ -804,6 +903,7 @@ ATTACKS: tuple[Attack, ...] = (
         dict(_DEEPFOOL_OPTIONS),
         "L∞ DeepFool (foolbox): minimal L∞ distance to the boundary, robust accuracy at ε",
         minimal_norm=True,
+        describe=_describe_deepfool("linf"),
     ),
     _entry(
         "cw-l2",
@@ -811,5 +911,6 @@ ATTACKS: tuple[Attack, ...] = (
         {"epsilons": None, "steps": 100, "binary_search_steps": 9, "stepsize": None},
         "Carlini-Wagner L2 (foolbox): minimal L2 adversarial distance, robust accuracy at ε",
         minimal_norm=True,
+        describe=_describe_cw,
     ),
 )

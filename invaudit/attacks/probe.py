@@ -165,4 +165,14 @@ ATTACK = Attack(
         "mi_lower_bound_bits_logit",
         "label_entropy_bits",
     ),
+    rates={
+        "nuisance_accuracy": "n",
+        "nuisance_error": "n",
+        "logit_accuracy": "n",
+        "logit_error": "n",
+        "decision_test_error": "n",
+        "nuisance_train_error": "n_train",
+        "logit_train_error": "n_train",
+        "decision_train_error": "n_train",
+    },
 )

@@ -84,6 +84,11 @@ def choose_oracle(
     Spheres: always the exact one (any ``oracle_path`` is refused).  Images: the
     given checkpoint (a path or ``zoo:NAME``); by default the zoo's oracle for the
     dataset, if the zoo has one; none with ``"none"`` or when the zoo has none.
+
+    An oracle with the audited checkpoint's content (same sha256) agrees with every
+    decision by construction, so each oracle rate would read 0 and pass any gate:
+    given as ``--oracle`` it is refused (one-line :class:`ConfigError`, before any
+    work); the zoo's default oracle audited as the model itself is dropped (none).
     """
     exact = default_oracle(loaded.dataset)
     if exact is not None:
@@ -102,9 +107,29 @@ def choose_oracle(
     else:
         path = resolve_model_path(oracle_path)
         origin = f"--oracle {oracle_path}" if is_zoo_selector(oracle_path) else "--oracle"
+    if _same_content(path, loaded.path):
+        if oracle_path is None:
+            return None
+        raise ConfigError(
+            f"--oracle {oracle_path} is the audited model itself (same sha256 as "
+            f"{loaded.path}): it agrees with every decision, so every oracle rate would "
+            "be 0 and pass any gate; give an independent classifier or --oracle none"
+        )
     oracle = ClassifierOracle(path, where, origin=origin)
     oracle.check_compatible(loaded.model)
     return oracle
+
+
+def _same_content(a: str | os.PathLike, b: str | os.PathLike) -> bool:
+    """Whether two files hold the same bytes (same path, or equal size and sha256)."""
+    try:
+        if os.path.samefile(a, b):
+            return True
+        if os.path.getsize(a) != os.path.getsize(b):
+            return False
+    except OSError:
+        return False  # a missing file is reported by whoever opens it
+    return file_sha256(a) == file_sha256(b)
 
 
 def prepare_audit(

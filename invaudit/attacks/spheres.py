@@ -584,6 +584,16 @@ ATTACKS: tuple[Attack, ...] = (
             "decision_unchanged_share",
             "invariance_adversarial_share",
         ),
+        rates={
+            metric: "n"
+            for metric in (
+                "clean_accuracy",
+                "shifted_accuracy",
+                "moved_share",
+                "decision_unchanged_share",
+                "invariance_adversarial_share",
+            )
+        },
     ),
     Attack(
         name="boundary",
@@ -596,5 +606,11 @@ ATTACKS: tuple[Attack, ...] = (
         datasets=("spheres",),
         needs_invertible=True,
         metrics=_BOUNDARY_METRICS,
+        # The plane accuracies are shares of grid points, not of sampled examples.
+        rates={
+            "logit_test_accuracy": "n",
+            "probe_test_accuracy": "n",
+            "probe_train_accuracy": "train_n",
+        },
     ),
 )

@@ -2,8 +2,10 @@
 
 Every model is audited with the same suite and seed, so the metamers and
 interpolations of all models start from the same test pairs and the figure
-compares like with like.  The tables hold strings ready to render; the CSV
-holds the raw numbers with their sample counts.
+compares like with like.  The tables hold strings ready to render (every rate
+with its exact 95 % interval, every quantity under a readable name); the CSV
+holds the raw numbers with their sample counts and interval bounds under the
+raw keys a gate reads.
 """
 
 from __future__ import annotations
@@ -17,7 +19,15 @@ import torch
 
 from ..errors import ConfigError
 from ..zoo import SELECTOR_PREFIX, is_zoo_selector
-from .render_md import fmt_percent, fmt_value
+from .intervals import fmt_interval, rate_interval
+from .render_md import (
+    HEADLINE,
+    ORACLE_RATES,
+    fmt_percent,
+    fmt_value,
+    mark_not_meaningful,
+    void_reasons,
+)
 from .runner import SuiteRun
 
 if TYPE_CHECKING:
@@ -61,13 +71,23 @@ def _n(report: Mapping[str, Any], method: str) -> int | None:
     return None if record is None else record.get("n")
 
 
+LONG_COLUMNS = ["model", "quantity", "readout", "value", "n", "low", "high"]
+
+
+def _is_rate(quantity: str) -> bool:
+    return not (quantity.startswith("mi_") or quantity == "warnings")
+
+
 def long_table(reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
-    """Every compared number, one row each: model, quantity, readout, value, n."""
+    """Every compared number, one row each: model, quantity, readout, value, n, and for a
+    rate the bounds of its exact 95 % interval (``low``, ``high``)."""
     rows = []
     for label, report in reports.items():
         def add(quantity: str, readout: str, value: Any, n: Any, _label: str = label) -> None:
+            interval = rate_interval(value, n) if _is_rate(quantity) else None
             rows.append(
-                {"model": _label, "quantity": quantity, "readout": readout, "value": value, "n": n}
+                {"model": _label, "quantity": quantity, "readout": readout, "value": value,
+                 "n": n, "low": interval and interval["low"], "high": interval and interval["high"]}
             )
 
         probe_n = _n(report, "probe")
@@ -93,17 +113,75 @@ def long_table(reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
                 for eps in sorted(curve, key=float):
                     add(f"{method}.robust_accuracy[{eps}]", "decision", curve[eps], record["n"])
         add("warnings", "report", len(report["warnings"]), None)
-    return pd.DataFrame(rows, columns=["model", "quantity", "readout", "value", "n"])
+    return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
-def _cell(quantity: str, value: Any) -> str:
-    if quantity.startswith("mi_") or quantity == "warnings":
+def _cell(quantity: str, value: Any, n: Any = None) -> str:
+    if not _is_rate(quantity):
         return fmt_value(value)
-    return fmt_percent(value)
+    interval = fmt_interval(rate_interval(value, n)) if not pd.isna(value) else ""
+    return f"{fmt_percent(value)} {interval}".strip()
 
 
-def display_tables(long: pd.DataFrame) -> dict[str, pd.DataFrame]:
-    """The two tables ``compare`` prints: Table 2's layout and the audit side by side."""
+def quantity_label(quantity: str) -> str:
+    """A :func:`long_table` quantity as the headline names it: ``metamer.invariance_success_rate``
+    reads ``metamer invariance success``, ``pgd-linf.robust_accuracy[0.1]`` reads
+    ``pgd-linf robust accuracy @ ε=0.1``."""
+    if quantity == "warnings":
+        return "warnings (listed below)"
+    method, dot, rest = quantity.partition(".")
+    if not dot:
+        return quantity.replace("_", " ")
+    metric, _, key = rest.partition("[")
+    for spec_metric, label, *_ in HEADLINE.get(method, ()):
+        if spec_metric == metric:
+            return f"{method} {label.format(key=key.rstrip(']') or '?')}"
+    return f"{method} {rest.replace('_', ' ')}"
+
+
+def quantity_better(quantity: str) -> str:
+    """Which direction is good for the model (the headline's ``better`` column)."""
+    if quantity in ("clean_accuracy",):
+        return "higher"
+    if quantity == "warnings":
+        return "fewer"
+    method, _, rest = quantity.partition(".")
+    metric = rest.partition("[")[0]
+    for spec_metric, _, _, better in HEADLINE.get(method, ()):
+        if spec_metric == metric:
+            return better
+    return ""
+
+
+def voided_quantities(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, set[str]]:
+    """Per model label, the quantities of :func:`long_table` that are oracle rates its
+    report's sanity flags make not meaningful (metamers off the data box, F⁻¹ exploding)."""
+    voided: dict[str, set[str]] = {}
+    for label, report in reports.items():
+        for method in void_reasons(report):
+            voided.setdefault(label, set()).update(
+                f"{method}.{metric}" for metric in ORACLE_RATES.get(method, ())
+            )
+    return voided
+
+
+def display_tables(
+    long: pd.DataFrame, voided: Mapping[str, set[str]] | None = None
+) -> dict[str, pd.DataFrame]:
+    """The two tables ``compare`` prints: Table 2's layout and the audit side by side.
+
+    ``voided`` (from :func:`voided_quantities`) marks a model's oracle rates as not
+    meaningful; the notes say why.
+    """
+    voided = voided or {}
+
+    def cell(label: str, quantity: str, row: pd.DataFrame) -> str:
+        value, n = _first(row["value"]), _first(row["n"])
+        text = _cell(quantity, value, n)
+        if not pd.isna(value) and quantity in voided.get(label, ()):
+            return mark_not_meaningful(text)
+        return text
+
     labels = list(dict.fromkeys(long["model"]))
     table2 = long[long["quantity"].isin(["test_error", "train_error", "mi_lower_bound_bits"])]
     rows = {"test_error": "% test error", "train_error": "% train error",
@@ -111,8 +189,8 @@ def display_tables(long: pd.DataFrame) -> dict[str, pd.DataFrame]:
     first = pd.DataFrame(
         {
             f"{label} {readout}": [
-                _cell(q, table2[(table2.model == label) & (table2.readout == readout)
-                                & (table2.quantity == q)]["value"].iloc[0])
+                cell(label, q, table2[(table2.model == label) & (table2.readout == readout)
+                                      & (table2.quantity == q)])
                 for q in rows
             ]
             for label in labels
@@ -124,19 +202,41 @@ def display_tables(long: pd.DataFrame) -> dict[str, pd.DataFrame]:
     quantities = list(dict.fromkeys(rest["quantity"]))
     second = pd.DataFrame(
         {
-            label: [
-                _cell(q, _first(rest[(rest.model == label) & (rest.quantity == q)]["value"]))
-                for q in quantities
-            ]
-            for label in labels
+            **{
+                label: [
+                    cell(label, q, rest[(rest.model == label) & (rest.quantity == q)])
+                    for q in quantities
+                ]
+                for label in labels
+            },
+            ("better" if "better" not in labels else "better (direction)"): [
+                quantity_better(q) for q in quantities
+            ],
         },
-        index=pd.Index(quantities, name="quantity"),
+        index=pd.Index([quantity_label(q) for q in quantities], name="quantity"),
     )
     return {TABLE2: first, AUDIT: second}
 
 
 def _first(values: pd.Series) -> Any:
     return values.iloc[0] if len(values) else None
+
+
+def comparison_verdicts(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
+    """Each model's verdict paragraph (:func:`invaudit.reports.verdict.verdict_text`)."""
+    from .verdict import verdict_text
+
+    return {label: verdict_text(report) for label, report in reports.items()}
+
+
+def comparison_warnings(
+    reports: Mapping[str, Mapping[str, Any]],
+) -> dict[str, list[tuple[str, str, str]]]:
+    """Each model's warnings as ``(name, method or "", message)``: the texts behind the
+    table's counts."""
+    from .render_md import warning_items
+
+    return {label: warning_items(report) for label, report in reports.items()}
 
 
 def comparison_notes(reports: Mapping[str, Mapping[str, Any]]) -> list[str]:
@@ -148,6 +248,12 @@ def comparison_notes(reports: Mapping[str, Mapping[str, Any]]) -> list[str]:
             f"{label}: {m['arch']}, loss {m['loss']}, {m['parameters']} parameters, "
             f"sha256 {m['sha256'][:12]}, report in {label}/report.html"
         )
+    for label, report in reports.items():
+        for method, reasons in void_reasons(report).items():
+            notes.append(
+                f"{label}: the {method} oracle rates are marked not meaningful: "
+                f"{'; '.join(reasons)} (see {label}/report.md, Warnings)."
+            )
     first = next(iter(reports.values()))
     notes.append(
         "Logit = the model's own decision argmax z_s; nuisance = a fresh MLP probe on the "
@@ -159,8 +265,9 @@ def comparison_notes(reports: Mapping[str, Mapping[str, Any]]) -> list[str]:
     else:
         notes.append(f"Oracle: {oracle.get('description')}")
     notes.append(
-        f"Suite {first['suite']['name']}, seed {first['suite']['seed']}; each rate's sample "
-        "count is in compare.csv (column n)."
+        f"Suite {first['suite']['name']}, seed {first['suite']['seed']}; every rate is shown "
+        "with its exact (Clopper-Pearson) 95 % interval; compare.csv holds each one's sample "
+        "count (column n) and bounds (low, high)."
     )
     return notes
 
@@ -168,6 +275,8 @@ def comparison_notes(reports: Mapping[str, Mapping[str, Any]]) -> list[str]:
 def _side_by_side_rows(
     runs: Mapping[str, SuiteRun], method: str, keys: Sequence[str]
 ) -> tuple[list[torch.Tensor], list[str]] | None:
+    from ..data.classes import class_name
+
     rows: list[list[torch.Tensor]] = [[] for _ in keys]
     titles: list[str] = []
     for label, run in runs.items():
@@ -175,10 +284,11 @@ def _side_by_side_rows(
         if result is None:
             return None
         ex = result.examples
+        dataset = run.report.get("model", {}).get("dataset")
         k = min(FIGURE_EXAMPLES, len(ex["label"]))
         for r, key in enumerate(keys):
             rows[r].extend(ex[key][:k])
-        titles += [f"{label}: {int(a)}→{int(b)}"
+        titles += [f"{label}: {class_name(dataset, a)}\n→ {class_name(dataset, b)}"
                    for a, b in zip(ex["label"][:k], ex["nuisance_label"][:k], strict=True)]
     return [torch.stack(r) for r in rows], titles
 
@@ -199,6 +309,8 @@ def comparison_figures(runs: Mapping[str, SuiteRun]) -> dict[str, Figure]:
         figures["compare-metamer"] = image_grid_figure(
             met[0], ["logit source", "metamer", "nuisance source"], column_titles=met[1],
             title="Metamers side by side: z_s from the top row, z_n from the bottom row",
+            caption="Column titles: model label: the logit source's class → the nuisance "
+            "source's class.",
         )
     interp = first.results.get("interpolate")
     if interp is not None:
@@ -214,6 +326,8 @@ def comparison_figures(runs: Mapping[str, SuiteRun]) -> dict[str, Figure]:
             figures["compare-interpolate"] = image_grid_figure(
                 rows[0], [f"t={t:.2f}" for t in ts] + ["target x'"], column_titles=rows[1],
                 title="Fig. 6 side by side: z_s fixed, z_n interpolated towards the bottom row",
+                caption="Column titles: model label: the class of x (z_s kept) → the class of "
+                "the target x' (z_n walked to).",
             )
     return figures
 

@@ -25,15 +25,22 @@ def image_grid_figure(
     *,
     column_titles: Sequence[str] | None = None,
     title: str = "",
+    caption: str = "",
     cell_inches: float = 0.9,
 ) -> Figure:
     """A grid of grey or RGB images: ``rows[r][c]`` is one ``[C, H, W]`` image in [0, 1].
 
     Values outside [0, 1] (a metamer may leave the pixel range) are clipped for
-    display only.
+    display only.  ``caption`` is a line under the grid that explains the column
+    titles (what "D" and "o" stand for).
     """
     n_rows, n_cols = len(rows), max(len(r) for r in rows)
-    fig = Figure(figsize=(cell_inches * n_cols + 0.9, cell_inches * n_rows + 0.5), dpi=150)
+    extra = 0.3 if caption else 0.0
+    # Room above the grid for the title and column titles of more than one line.
+    lines = max((t.count("\n") + 1 for t in column_titles or ()), default=1)
+    top = 0.1 * (lines - 1)
+    height = cell_inches * n_rows + 0.5 + extra + top
+    fig = Figure(figsize=(cell_inches * n_cols + 0.9, height), dpi=150)
     axes = fig.subplots(n_rows, n_cols, squeeze=False)
     for r, row in enumerate(rows):
         for c in range(n_cols):
@@ -54,7 +61,12 @@ def image_grid_figure(
         axes[r][0].set_ylabel(row_labels[r], fontsize=7, rotation=0, ha="right", va="center")
     if title:
         fig.suptitle(title, fontsize=9)
-    fig.subplots_adjust(wspace=0.05, hspace=0.25)
+    if caption:
+        fig.text(0.5, 0.01, caption, ha="center", va="bottom", fontsize=6, wrap=True)
+    bottom = (extra + 0.05) / height if caption else None
+    fig.subplots_adjust(
+        wspace=0.05, hspace=0.25, bottom=bottom, top=1 - (0.45 + top) / height if top else None
+    )
     return fig
 
 

@@ -77,6 +77,7 @@ from typing import Any
 
 from ..atomic import write_atomic
 from ..errors import ConfigError
+from ..outputs import check_writable, require_path
 
 __all__ = [
     "OPERATORS",
@@ -84,9 +85,12 @@ __all__ = [
     "Check",
     "CheckResult",
     "available_from_report",
+    "check_junit_target",
     "evaluate",
     "format_results",
     "gate_exit_code",
+    "gate_record",
+    "is_invaudit_junit",
     "junit_xml",
     "load_policy",
     "parse_check",
@@ -566,6 +570,22 @@ def gate_exit_code(results: Iterable[CheckResult]) -> int:
 # --------------------------------------------------------------------- output
 
 
+def gate_record(results: Sequence[CheckResult]) -> dict[str, Any]:
+    """The gate's verdict as the report's ``gate`` section: counts and one entry per check.
+
+    ``check`` is what the terminal shows (a policy's name, then the expression);
+    ``message`` says what was compared and why it failed or passed.
+    """
+    entries = []
+    for r in results:
+        label = f"{r.check.label}: {r.check.text}" if r.check.name else r.check.label
+        entries.append(
+            {"check": label, "failed": r.failed, "value": r.value, "message": r.message}
+        )
+    failed = sum(1 for r in results if r.failed)
+    return {"passed": failed == 0, "checks": len(results), "failed": failed, "results": entries}
+
+
 def format_results(results: Sequence[CheckResult]) -> list[str]:
     """Terminal lines, one per check: ``FAIL probe.nuisance_accuracy > 0.5  (value 0.9912)``."""
     lines = []
@@ -617,8 +637,44 @@ def junit_xml(results: Sequence[CheckResult], suite_name: str = "invaudit gate")
     return ET.tostring(root, encoding="utf-8", xml_declaration=True) + b"\n"
 
 
+#: Every JUnit file invaudit writes names its suites with this (how a rerun knows its own).
+JUNIT_SUITE_PREFIX = "invaudit gate"
+#: A JUnit file larger than this is not one a gate wrote (one short case per check).
+JUNIT_MAX_BYTES = 10 * 1024 * 1024
+
+
+def is_invaudit_junit(path: str | os.PathLike) -> bool:
+    """Whether ``path`` is a JUnit XML file :func:`write_junit` wrote (so may be replaced)."""
+    p = Path(path)
+    try:
+        if not p.is_file() or p.stat().st_size > JUNIT_MAX_BYTES:
+            return False
+        root = ET.parse(p).getroot()
+    except (OSError, ET.ParseError, ValueError):
+        return False
+    return root.tag == "testsuites" and str(root.get("name", "")).startswith(JUNIT_SUITE_PREFIX)
+
+
+def check_junit_target(path: str | os.PathLike, option: str = "--junit") -> Path:
+    """``path`` if a JUnit file may be written there; a one-line error if not (before work).
+
+    A new file, or an earlier JUnit file of invaudit's, may be (re)written; any
+    other existing file is refused, and so is an unwritable place.
+    """
+    p = require_path(path, option)
+    if p.is_dir():
+        raise ConfigError(f"{option} {p} is a folder; give a file name such as gate.xml")
+    if (p.exists() or p.is_symlink()) and not is_invaudit_junit(p):
+        raise ConfigError(
+            f"{option} {p} exists and is not a JUnit file invaudit wrote; choose another "
+            "name (nothing was overwritten)"
+        )
+    check_writable(p, option)
+    return p
+
+
 def write_junit(
-    results: Sequence[CheckResult], path: str | os.PathLike, suite_name: str = "invaudit gate"
+    results: Sequence[CheckResult], path: str | os.PathLike, suite_name: str = JUNIT_SUITE_PREFIX
 ) -> None:
     """Write :func:`junit_xml` to ``path`` atomically."""
     data = junit_xml(results, suite_name)

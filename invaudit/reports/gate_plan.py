@@ -16,7 +16,7 @@ from ..attacks.perturbation import default_epsilons, eps_label
 from ..data.audit import AuditData
 from ..errors import ConfigError
 from .gate import Check, _where, load_policy, parse_check, validate
-from .suite import MAP_METRICS, Suite, planned_metrics
+from .suite import GAIN_KEYS, MAP_METRICS, Suite, planned_metrics
 
 
 def read_checks(fail_if: Sequence[str], policy: str | os.PathLike | None) -> list[Check]:
@@ -53,13 +53,24 @@ def validate_plan(
     validate(checks, planned_metrics(suite, invertible=invertible))
     for check in checks:
         where = _where(check.expression, check.source)
+        gain = check.method == "invertibility" and check.metric in ("metamer_gain", "data_gain")
         if check.metric in MAP_METRICS and check.key is None:
+            if gain:
+                raise ConfigError(
+                    f"{where}: {check.method}.{check.metric} is a summary of the inverse's "
+                    f"gain; pick an entry, e.g. {check.method}.{check.metric}[max]"
+                )
             raise ConfigError(
                 f"{where}: {check.method}.{check.metric} is a map from ε to a rate; "
                 f"pick an entry, e.g. {check.method}.{check.metric}[0.1]"
             )
         if check.key is not None and check.metric not in MAP_METRICS:
             raise ConfigError(f"{where}: {check.path} is a number, not a map; drop [{check.key}]")
+        if gain and check.key not in GAIN_KEYS:
+            raise ConfigError(
+                f"{where}: {check.method}.{check.metric} has no number [{check.key}]; "
+                f"pick one of {', '.join(GAIN_KEYS)}"
+            )
     if data is None:
         return
     epsilons = planned_epsilons(suite, data)

@@ -23,16 +23,19 @@ from typing import Any
 import pandas as pd
 
 from ..errors import ConfigError
+from .intervals import attack_intervals
 from .render_md import (
     attack_caption,
     environment_frame,
     headline_frame,
     metrics_frame,
     model_frame,
+    report_title,
     settings_text,
+    split_not_meaningful,
     text_frame,
     timing_frame,
-    title_text,
+    verdict_paragraph,
     warning_items,
 )
 
@@ -49,6 +52,10 @@ thead th { background: #f0f0f0; }
 section { border-top: 1px solid #ddd; }
 .warnings.present { background: #fff4d6; border: 1px solid #e0b040; padding: 0 1em; }
 .caption { font-style: italic; }
+.verdict { background: #eef4ff; border: 1px solid #9ab; padding: 0 1em; }
+.verdict.failed { background: #ffe9e6; border-color: #c55; }
+.gate .fail { color: #a00; font-weight: 600; }
+del { color: #777; } .flag { color: #9a3b00; font-weight: 600; }
 .settings, .records { font-family: ui-monospace, monospace; font-size: 0.9em;
                       overflow-wrap: anywhere; }
 figure { margin: 1em 0; } figure img { max-width: 100%; height: auto; }
@@ -60,8 +67,27 @@ def _e(text: Any) -> str:
     return html.escape(str(text), quote=True)
 
 
+def _cell(text: str) -> str:
+    """One escaped cell; a value :func:`mark_not_meaningful` marked is struck through."""
+    parts = split_not_meaningful(text)
+    if parts is None:
+        return html.escape(text, quote=False)
+    value, note = (html.escape(p, quote=False) for p in parts)
+    return f'<del>{value}</del> <strong class="flag">{note}</strong>'
+
+
 def _table(frame: pd.DataFrame, *, index: bool = False) -> str:
-    return text_frame(frame).to_html(escape=True, index=index, border=0, na_rep="n/a")
+    # Cells are escaped here (as pandas' escape=True would) so a marked one can carry markup.
+    cells = text_frame(frame)
+    escaped = pd.DataFrame(
+        [[_cell(v) for v in row] for row in cells.itertuples(index=False)],
+        columns=[html.escape(c, quote=False) for c in cells.columns],
+        index=pd.Index(
+            [html.escape(i, quote=False) for i in cells.index],
+            name=None if cells.index.name is None else html.escape(cells.index.name, quote=False),
+        ),
+    )
+    return escaped.to_html(escape=False, index=index, border=0, na_rep="n/a")
 
 
 def _figure_uri(folder: str | os.PathLike, relative: str, owner: str) -> str:
@@ -128,10 +154,33 @@ def _warnings_section(report: Mapping[str, Any]) -> str:
     )
 
 
+def _verdict_section(paragraphs: Mapping[str, str], failed: bool = False) -> str:
+    """The verdict, one paragraph per entry (a label in bold when there are several)."""
+    body = [
+        f"<p><strong>{_e(label)}.</strong> {_e(text)}</p>" if label else f"<p>{_e(text)}</p>"
+        for label, text in paragraphs.items()
+    ]
+    return _section("verdict", "Verdict", body, "verdict failed" if failed else "verdict")
+
+
+def _gate_section(report: Mapping[str, Any]) -> list[str]:
+    gate = report.get("gate")
+    if not isinstance(gate, Mapping):
+        return []
+    rows = [
+        (
+            '<li><span class="fail">FAIL</span> ' if r.get("failed") else "<li>ok "
+        )
+        + f"<code>{_e(r.get('check'))}</code>: {_e(r.get('message'))}</li>"
+        for r in gate.get("results") or []
+    ]
+    return [_section("gate", "Gate", ["<ul>", *rows, "</ul>"], "gate")]
+
+
 def _attack_section(method: str, record: Mapping[str, Any], folder: str | os.PathLike) -> str:
     content = [
         f'<p class="caption">{_e(attack_caption(record))}</p>',
-        _table(metrics_frame(record.get("metrics") or {})),
+        _table(metrics_frame(record.get("metrics") or {}, attack_intervals(method, record))),
         f'<p class="settings">settings: {_e(settings_text(record.get("settings") or {}))}</p>',
     ]
     if record.get("records"):
@@ -149,8 +198,11 @@ def report_html(report: dict, folder: str | os.PathLike) -> str:
     Raises:
         ConfigError: a figure the report lists is missing from ``folder`` or is not a PNG.
     """
+    failed = (report.get("gate") or {}).get("passed") is False
     body = [
+        _verdict_section({"": verdict_paragraph(report)}, failed),
         _section("headline", "Headline", [_table(headline_frame(report))]),
+        *_gate_section(report),
         _warnings_section(report),
     ]
     body += [
@@ -164,7 +216,7 @@ def report_html(report: dict, folder: str | os.PathLike) -> str:
         ),
         _section("timing", "Timing", [_table(timing_frame(report.get("timing")))]),
     ]
-    return _document(title_text(report), body)
+    return _document(report_title(report), body)
 
 
 def compare_html(
@@ -173,16 +225,42 @@ def compare_html(
     notes: list[str],
     figures: list[str],
     folder: str | os.PathLike,
+    *,
+    verdicts: Mapping[str, str] | None = None,
+    warnings: Mapping[str, list[tuple[str, str, str]]] | None = None,
 ) -> str:
-    """Comparison tables (index shown, values as given), notes and figures as one HTML page.
+    """The verdict per model, comparison tables (index shown, values as given), every
+    model's warnings, notes and figures as one HTML page.
 
     Raises:
         ConfigError: a figure is missing from ``folder`` or is not a PNG.
     """
-    body = [
+    body = [_verdict_section(verdicts)] if verdicts else []
+    body += [
         _section(f"table-{k}", name, [_table(frame, index=True)], "table")
         for k, (name, frame) in enumerate(tables.items())
     ]
+    if warnings is not None:
+        items = [
+            f"<li><strong>{_e(label)}</strong>: "
+            + (
+                "; ".join(
+                    f"<strong>{_e(name)}</strong>" + (f" ({_e(method)})" if method else "")
+                    + f": {_e(message)}"
+                    for name, method, message in entries
+                )
+                or "none"
+            )
+            + "</li>"
+            for label, entries in warnings.items()
+        ]
+        present = any(warnings.values())
+        body.append(
+            _section(
+                "warnings", "Warnings", ["<ul>", *items, "</ul>"],
+                "warnings present" if present else "warnings",
+            )
+        )
     if notes:
         items = [f"<li>{_e(note)}</li>" for note in notes]
         body.append(_section("notes", "Notes", ["<ul>", *items, "</ul>"]))

@@ -3,7 +3,10 @@
 The Markdown has to read well twice: as plain text in a terminal and rendered
 as a GitHub Actions job summary.  Pipe tables do both, so every table goes
 through :meth:`pandas.DataFrame.to_markdown`.  The verdict a reader wants
-comes first (the headline table), the detail after it.
+comes first: the title (with the gate's outcome when one ran), then the
+verdict paragraph (:mod:`invaudit.reports.verdict`), then the headline table
+(every rate with its 95 % interval and which direction is better), the detail
+after it.
 
 The helpers that decide *what* a report says (which quantities make the
 headline, how a value, a rate or a null is written, how metrics, settings,
@@ -12,6 +15,13 @@ environment and timing flatten into rows) live here and are shared with
 validate the dict with :func:`invaudit.reports.schema.check_report` first;
 the renderers read it with ``.get`` so that optional sections (no oracle, a
 model that is not invertible) simply show as ``n/a``.
+
+An oracle rate is only evidence when the points the oracle judged are inputs.
+When the report's warnings hold a flag that says they are not (metamers or
+interpolations off the data box, an exploding inverse: :data:`VOIDING_FLAGS`),
+every table that shows the rate marks it next to its value, ``87.7% ⚠ not
+meaningful: why``; Markdown strikes the value through and HTML wraps it in
+``<del>``.
 """
 
 from __future__ import annotations
@@ -25,21 +35,31 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .schema import ci95_halfwidth
+from .intervals import (
+    attack_intervals,
+    clean_accuracy_interval,
+    fmt_interval,
+    fmt_interval_fraction,
+    interval_of,
+)
 
 NA = "n/a"
 
 # How a headline quantity is written.  RATE: a share of the attack's ``n``
-# samples, so a percentage with n and the 95 % half-width.  SHARE: a
+# samples, so a percentage with n and its exact 95 % interval.  SHARE: a
 # percentage over something other than those samples (the boundary grid), so
-# neither n nor a half-width applies.  NUMBER and BITS: not shares at all.
+# neither n nor an interval applies.  NUMBER and BITS: not shares at all.
 RATE, SHARE, NUMBER, BITS = "rate", "share", "number", "bits"
+# Which way is good for the audited model (the ``better`` column).
+HIGHER, LOWER, FULL = "higher", "lower", "100 %"
 
-HeadlineSpec = tuple[str, str, str]  # (metric, label, how it is written)
+HeadlineSpec = tuple[str, str, str, str]  # (metric, label, how it is written, better)
 
-_ROBUST: tuple[HeadlineSpec, ...] = (("robust_accuracy", "robust accuracy @ ε={key}", RATE),)
+_ROBUST: tuple[HeadlineSpec, ...] = (
+    ("robust_accuracy", "robust accuracy @ ε={key}", RATE, HIGHER),
+)
 _MINIMAL_NORM: tuple[HeadlineSpec, ...] = _ROBUST + (
-    ("median_distance", "median distance", NUMBER),
+    ("median_distance", "median distance", NUMBER, HIGHER),
 )
 
 # The quantities that make the headline table, per attack and in this order.
@@ -47,25 +67,33 @@ _MINIMAL_NORM: tuple[HeadlineSpec, ...] = _ROBUST + (
 # holds ``{key}``.  Attacks not listed here still get their own section.
 HEADLINE: dict[str, tuple[HeadlineSpec, ...]] = {
     "metamer": (
-        ("invariance_success_rate", "invariance success", RATE),
-        ("oracle_agrees_nuisance_source", "oracle agrees with nuisance source", RATE),
-        ("prediction_preserved", "prediction preserved", RATE),
+        ("invariance_success_rate", "invariance success", RATE, LOWER),
+        ("oracle_agrees_nuisance_source", "oracle agrees with nuisance source", RATE, LOWER),
+        # F is a bijection: anything below 100 % is a numerical fault, not a finding.
+        ("prediction_preserved", "prediction preserved", RATE, FULL),
     ),
     "interpolate": (
-        ("decision_preserved_rate", "decision preserved", RATE),
-        ("oracle_flip_rate", "oracle flips", RATE),
+        ("decision_preserved_rate", "decision preserved", RATE, FULL),
+        ("oracle_flip_rate", "oracle flips", RATE, LOWER),
     ),
     "probe": (
-        ("nuisance_error", "nuisance error", RATE),
-        ("logit_error", "logit error", RATE),
-        ("mi_lower_bound_bits_nuisance", "I(z_n; y) lower bound", BITS),
+        ("nuisance_error", "nuisance error", RATE, HIGHER),
+        ("logit_error", "logit error", RATE, LOWER),
+        ("mi_lower_bound_bits_nuisance", "I(z_n; y) lower bound", BITS, LOWER),
     ),
-    "misaligned": (("invariance_adversarial_share", "invariance-adversarial share", RATE),),
+    "misaligned": (
+        ("invariance_adversarial_share", "invariance-adversarial share", RATE, LOWER),
+    ),
     # D's agreement with the exact oracle in the plane through x and its
     # metamer, balanced over the two classes (chance 50 %): low means D is
     # invariant along a direction that changes the true class.
     "boundary": (
-        ("metamer_plane_logit_accuracy_balanced", "D agrees with oracle, metamer plane", SHARE),
+        (
+            "metamer_plane_logit_accuracy_balanced",
+            "D agrees with oracle, metamer plane",
+            SHARE,
+            HIGHER,
+        ),
     ),
     "fgsm": _ROBUST,
     "pgd-linf": _ROBUST,
@@ -75,7 +103,31 @@ HEADLINE: dict[str, tuple[HeadlineSpec, ...]] = {
     "cw-l2": _MINIMAL_NORM,
 }
 
-HEADLINE_COLUMNS = ("check", "value", "n", "±95%")
+HEADLINE_COLUMNS = ("check", "value", "95% interval", "n", "better")
+
+# The oracle rates of the invariance attacks: the oracle's verdicts on decoded points.
+ORACLE_RATES: dict[str, tuple[str, ...]] = {
+    "metamer": (
+        "invariance_success_rate",
+        "oracle_agrees_nuisance_source",
+        "oracle_agrees_logit_source",
+        "oracle_names_a_source",
+    ),
+    "interpolate": (
+        "oracle_flip_rate",
+        "endpoint_oracle_agrees_nuisance_source",
+        "endpoint_oracle_agrees_logit_source",
+    ),
+}
+# Sanity flags (invaudit.reports.sanity) that void those rates, and the methods they void.
+VOIDING_FLAGS: dict[str, tuple[str, ...]] = {
+    "metamers_off_domain": ("metamer",),
+    "interpolation_off_domain": ("interpolate",),
+    "inverse_exploding": ("metamer", "interpolate"),
+}
+#: How a voided rate is marked in every table: ``"87.7% ⚠ not meaningful: why"``.
+#: Markdown strikes the value through, HTML wraps it in ``<del>``.
+NOT_MEANINGFUL = "⚠ not meaningful"
 
 
 def fmt_value(value: Any) -> str:
@@ -114,54 +166,150 @@ def _ordered_keys(mapping: Mapping[str, Any]) -> list[str]:
         return keys
 
 
+Row = tuple[str, str, str, str, str]  # the HEADLINE_COLUMNS as text
+
+
 def _headline_cell(
-    label: str, value: Any, style: str, n: Any, ci: float | None
-) -> tuple[str, str, str, str]:
+    label: str,
+    value: Any,
+    style: str,
+    n: Any,
+    interval: Mapping[str, Any] | None,
+    better: str = "",
+) -> Row:
     if style in (RATE, SHARE):
         text = fmt_percent(value)
     elif style == BITS and value is not None:
         text = f"{fmt_value(value)} bits"
     else:
         text = fmt_value(value)
+    if style == RATE and interval and interval.get("n") is not None:
+        n = interval["n"]  # a train rate's count differs from the attack's n
     shown_n = "" if style == SHARE or n is None else fmt_value(n)
-    shown_ci = f"±{fmt_percent(ci)}" if style == RATE and value is not None and ci else ""
-    return (label, text, shown_n, shown_ci)
+    shown = fmt_interval(interval) if style == RATE and value is not None else ""
+    return (label, text, shown, shown_n, better)
 
 
-def _invertibility_cell(inv: Mapping[str, Any] | None) -> tuple[str, str, str, str]:
+def void_reasons(report: Mapping[str, Any]) -> dict[str, list[str]]:
+    """Per invariance method, why its oracle rates are not meaningful (empty: they are).
+
+    Read from the report's warnings, so a report shows what its checks found.  An
+    exact oracle (spheres: the radius) judges any point, so nothing is voided then.
+    """
+    if (report.get("oracle") or {}).get("exact"):
+        return {}
+    gain = (report.get("invertibility") or {}).get("metamer_gain") or {}
+    top = gain.get("max")
+    why = {
+        "metamers_off_domain": "metamers leave the data box",
+        "interpolation_off_domain": "interpolations leave the data box",
+        "inverse_exploding": "F⁻¹ explodes at metamers"
+        + (f" (gain up to {top:.3g})" if isinstance(top, int | float) else ""),
+    }
+    fired = {w.get("name") for w in report.get("warnings") or [] if isinstance(w, Mapping)}
+    reasons: dict[str, list[str]] = {}
+    for name, methods in VOIDING_FLAGS.items():  # the method's own box check first
+        if name in fired:
+            for method in methods:
+                reasons.setdefault(method, []).append(why[name])
+    return reasons
+
+
+def mark_not_meaningful(text: str, reasons: Iterable[str] = ()) -> str:
+    """``text`` marked as a rate that is not meaningful, with the reasons if given."""
+    reasons = list(reasons)
+    return f"{text} {NOT_MEANINGFUL}" + (f": {'; '.join(reasons)}" if reasons else "")
+
+
+def split_not_meaningful(cell: str) -> tuple[str, str] | None:
+    """``(value, marker and reasons)`` of a cell :func:`mark_not_meaningful` wrote, else None."""
+    value, sep, rest = cell.partition(f" {NOT_MEANINGFUL}")
+    if not sep or not value:
+        return None
+    return value, NOT_MEANINGFUL + rest
+
+
+def _gain_text(gain: Mapping[str, Any]) -> str:
+    text = f"median {fmt_value(gain.get('median'))}, max {fmt_value(gain.get('max'))}"
+    if gain.get("largest_stage"):
+        text += f"; largest: {gain['largest_stage']}"
+        if gain.get("largest_layer"):
+            text += f", {gain['largest_layer']}"
+    return text
+
+
+def _gain_rows(report: Mapping[str, Any]) -> list[Row]:
+    """The inverse's local gain at metamers and at test inputs (reports that measured it)."""
+    inv = report.get("invertibility") or {}
+    exploding = any(
+        isinstance(w, Mapping) and w.get("name") == "inverse_exploding"
+        for w in report.get("warnings") or []
+    )
+    rows = []
+    for key, label in (("metamer_gain", "at metamers"), ("data_gain", "at test inputs")):
+        if key not in inv:
+            continue
+        gain = inv[key]
+        if not gain:
+            rows.append(
+                (f"inverse gain {label}", f"{NA} (one class: no metamer pairs)", "", "", "")
+            )
+            continue
+        text = _gain_text(gain)
+        if key == "metamer_gain" and exploding:
+            text += " ⚠ exploding"
+        n = gain.get("n")
+        shown_n = "" if n is None else fmt_value(n)
+        rows.append((f"inverse gain {label}", text, "", shown_n, LOWER))
+    return rows
+
+
+def _invertibility_cell(inv: Mapping[str, Any] | None) -> Row:
     if not inv:
-        return ("invertibility max error", f"{NA} (not invertible)", "", "")
+        return ("invertibility max error", f"{NA} (not invertible)", "", "", "")
     error, tolerance = inv.get("max_abs_error"), inv.get("tolerance")
     verdict = "pass" if inv.get("passed") else "FAIL"
     bound = "" if tolerance is None else f", tolerance {fmt_value(tolerance)}"
     text = f"{fmt_value(error)} ({verdict}{bound})"
     n = inv.get("n")
-    return ("invertibility max error", text, "" if n is None else fmt_value(n), "")
+    return ("invertibility max error", text, "", "" if n is None else fmt_value(n), LOWER)
 
 
-def headline_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, str]]:
-    """The headline table as ``(check, value, n, ±95%)`` strings, in reading order."""
+def headline_rows(report: Mapping[str, Any]) -> list[Row]:
+    """The headline table as :data:`HEADLINE_COLUMNS` strings, in reading order."""
     model = report.get("model") or {}
-    clean_n = model.get("clean_accuracy_n")
     rows = [
         _headline_cell(
-            "clean accuracy", model.get("clean_accuracy"), RATE, clean_n, ci95_halfwidth(clean_n)
+            "clean accuracy",
+            model.get("clean_accuracy"),
+            RATE,
+            model.get("clean_accuracy_n"),
+            clean_accuracy_interval(model),
+            HIGHER,
         ),
         _invertibility_cell(report.get("invertibility")),
+        *_gain_rows(report),
     ]
+    voided = void_reasons(report)
     for method, record in (report.get("attacks") or {}).items():
         metrics = record.get("metrics") or {}
-        n, ci = record.get("n"), record.get("ci95_halfwidth")
-        for metric, label, style in HEADLINE.get(method, ()):
+        n, intervals = record.get("n"), attack_intervals(str(method), record)
+        for metric, label, style, better in HEADLINE.get(method, ()):
             value = metrics.get(metric)
             if isinstance(value, Mapping):
                 for key in _ordered_keys(value):
                     name = f"{method} {label.format(key=key)}"
-                    rows.append(_headline_cell(name, value[key], style, n, ci))
+                    interval = interval_of(intervals, metric, key)
+                    rows.append(_headline_cell(name, value[key], style, n, interval, better))
             else:
                 name = f"{method} {label.format(key='?')}"
-                rows.append(_headline_cell(name, value, style, n, ci))
-    rows.append(("warnings", str(len(report.get("warnings") or [])), "", ""))
+                interval = interval_of(intervals, metric)
+                row = _headline_cell(name, value, style, n, interval, better)
+                why = voided.get(method) if metric in ORACLE_RATES.get(method, ()) else None
+                if value is not None and why:
+                    row = (row[0], mark_not_meaningful(row[1], why), *row[2:])
+                rows.append(row)
+    rows.append(("warnings", str(len(report.get("warnings") or [])), "", "", "fewer"))
     return rows
 
 
@@ -179,14 +327,20 @@ def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
         yield prefix, value
 
 
-def metrics_frame(metrics: Mapping[str, Any]) -> pd.DataFrame:
-    """Every metric as measured, map-valued ones as ``name[key]`` rows."""
-    rows = [
-        (name, fmt_value(value))
-        for metric, raw in metrics.items()
-        for name, value in _flatten(str(metric), raw)
-    ]
-    return pd.DataFrame(rows, columns=["metric", "value"])
+def metrics_frame(
+    metrics: Mapping[str, Any], intervals: Mapping[str, Any] | None = None
+) -> pd.DataFrame:
+    """Every metric as measured, map-valued ones as ``name[key]`` rows; with ``intervals``
+    (:func:`~invaudit.reports.intervals.attack_intervals`) a column of the rates' 95 %
+    intervals, as fractions like the values (the units a gate check uses)."""
+    rows = []
+    for metric, raw in metrics.items():
+        for name, value in _flatten(str(metric), raw):
+            key = name[len(str(metric)) + 1 : -1] if isinstance(raw, Mapping) else None
+            interval = interval_of(intervals or {}, str(metric), key)
+            rows.append((name, fmt_value(value), fmt_interval_fraction(interval)))
+    frame = pd.DataFrame(rows, columns=["metric", "value", "95% interval"])
+    return frame if intervals is not None else frame.drop(columns="95% interval")
 
 
 def settings_text(settings: Mapping[str, Any]) -> str:
@@ -200,7 +354,10 @@ def model_frame(report: Mapping[str, Any]) -> pd.DataFrame:
     """What was audited and how: model, suite and oracle as ``item | value`` rows."""
     model, suite = report.get("model") or {}, report.get("suite") or {}
     oracle = report.get("oracle")
-    rows = [(f"model {key}", fmt_value(value)) for key, value in model.items()]
+    rows = [
+        (f"model {key}", fmt_interval(value) if key.endswith("_interval") else fmt_value(value))
+        for key, value in model.items()
+    ]
     rows += [(f"suite {key}", fmt_value(value)) for key, value in suite.items()]
     if oracle:
         rows += [(f"oracle {key}", fmt_value(value)) for key, value in oracle.items()]
@@ -302,7 +459,7 @@ def _md_table(frame: pd.DataFrame, *, index: bool = False) -> str:
         return "_(empty table)_"
     cells = text_frame(frame)
     clean = pd.DataFrame(
-        [[_md_text(v) for v in row] for row in cells.itertuples(index=False)],
+        [[_md_cell(v) for v in row] for row in cells.itertuples(index=False)],
         columns=[_md_text(c) for c in cells.columns],
         index=pd.Index(
             [_md_text(i) for i in cells.index],
@@ -312,18 +469,27 @@ def _md_table(frame: pd.DataFrame, *, index: bool = False) -> str:
     return clean.to_markdown(index=index, disable_numparse=True)
 
 
+def _md_cell(text: str) -> str:
+    """:func:`_md_text`, with a value :func:`mark_not_meaningful` marked struck through."""
+    parts = split_not_meaningful(str(text))
+    if parts is None:
+        return _md_text(text)
+    return f"~~{_md_text(parts[0])}~~ {_md_text(parts[1])}"
+
+
 def _md_link(path: str) -> str:
     # Percent-encoding keeps a path with spaces or brackets a valid relative link.
     return f"[{_md_text(path)}]({quote(str(path))})"
 
 
 def _md_attack(method: str, record: Mapping[str, Any]) -> list[str]:
+    intervals = attack_intervals(method, record)
     lines = [
         f"## Attack: {_md_text(method)}",
         "",
         f"_{_md_text(attack_caption(record))}_",
         "",
-        _md_table(metrics_frame(record.get("metrics") or {})),
+        _md_table(metrics_frame(record.get("metrics") or {}, intervals)),
         "",
         f"Settings: {_md_code(settings_text(record.get('settings') or {}))}",
         "",
@@ -336,11 +502,42 @@ def _md_attack(method: str, record: Mapping[str, Any]) -> list[str]:
     return lines
 
 
+def report_title(report: Mapping[str, Any]) -> str:
+    """:func:`title_text`, with the gate's outcome in front when the report ran one."""
+    from .verdict import gate_headline
+
+    gate = gate_headline(report)
+    return f"{gate} · {title_text(report)}" if gate else title_text(report)
+
+
+def verdict_paragraph(report: Mapping[str, Any]) -> str:
+    from .verdict import verdict_text
+
+    return verdict_text(report)
+
+
+def _md_gate(report: Mapping[str, Any]) -> list[str]:
+    gate = report.get("gate")
+    if not isinstance(gate, Mapping):
+        return []
+    lines = ["## Gate", ""]
+    for result in gate.get("results") or []:
+        status = "**FAIL**" if result.get("failed") else "ok"
+        lines.append(
+            f"- {status} {_md_code(str(result.get('check')))}: {_md_text(result.get('message'))}"
+        )
+    return lines + [""]
+
+
 def report_markdown(report: dict) -> str:
-    """The report as Markdown: title, headline table, warnings, attacks, model, environment,
-    timing.  File links are relative, so the text works saved beside ``report.json``."""
-    lines = [f"# {_md_text(title_text(report))}", "", "## Headline", ""]
-    lines += [_md_table(headline_frame(report)), "", "## Warnings", ""]
+    """The report as Markdown: title, verdict, headline table, gate, warnings, attacks,
+    model, environment, timing.  File links are relative, so the text works saved beside
+    ``report.json``."""
+    lines = [f"# {_md_text(report_title(report))}", ""]
+    lines += [f"**Verdict.** {_md_text(verdict_paragraph(report))}", "", "## Headline", ""]
+    lines += [_md_table(headline_frame(report)), ""]
+    lines += _md_gate(report)
+    lines += ["## Warnings", ""]
     warnings = warning_items(report)
     if not warnings:
         lines.append("none")
@@ -356,11 +553,32 @@ def report_markdown(report: dict) -> str:
     return "\n".join(lines)
 
 
-def compare_markdown(title: str, tables: dict[str, pd.DataFrame], notes: list[str]) -> str:
-    """Comparison tables, each under its own heading with its index shown, then the notes."""
+def compare_markdown(
+    title: str,
+    tables: dict[str, pd.DataFrame],
+    notes: list[str],
+    *,
+    verdicts: Mapping[str, str] | None = None,
+    warnings: Mapping[str, list[tuple[str, str, str]]] | None = None,
+) -> str:
+    """The verdict per model first, then the comparison tables (each under its own heading
+    with its index shown), every model's warnings with their texts, then the notes."""
     lines = [f"# {_md_text(title)}", ""]
+    for label, text in (verdicts or {}).items():
+        lines += [f"**Verdict, {_md_text(label)}.** {_md_text(text)}", ""]
     for name, frame in tables.items():
         lines += [f"## {_md_text(name)}", "", _md_table(frame, index=True), ""]
+    if warnings is not None:
+        lines += ["## Warnings", ""]
+        for label, items in warnings.items():
+            if not items:
+                lines.append(f"- **{_md_text(label)}**: none")
+            for name, method, message in items:
+                where = f" ({_md_text(method)})" if method else ""
+                lines.append(
+                    f"- **{_md_text(label)}**: {_md_text(name)}{where}: {_md_text(message)}"
+                )
+        lines.append("")
     if notes:
         lines += ["## Notes", ""] + [f"- {_md_text(note)}" for note in notes] + [""]
     return "\n".join(lines)

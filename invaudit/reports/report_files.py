@@ -48,8 +48,11 @@ def fill_comparison(runs: Mapping[str, SuiteRun], folder: Path) -> dict[str, pd.
         comparison_figures,
         comparison_notes,
         comparison_record,
+        comparison_verdicts,
+        comparison_warnings,
         display_tables,
         long_table,
+        voided_quantities,
     )
 
     for label, run in runs.items():
@@ -57,16 +60,23 @@ def fill_comparison(runs: Mapping[str, SuiteRun], folder: Path) -> dict[str, pd.
         fill_report(run, folder / label)
     reports = {label: run.report for label, run in runs.items()}
     long = long_table(reports)
-    tables = display_tables(long)
+    tables = display_tables(long, voided_quantities(reports))
     notes = comparison_notes(reports)
+    verdicts, warnings = comparison_verdicts(reports), comparison_warnings(reports)
     figures = []
     for stem, fig in comparison_figures(runs).items():
         save_png(fig, folder / "figures" / f"{stem}.png")
         figures.append(f"figures/{stem}.png")
     title = "invaudit compare: " + " vs ".join(runs)
     write_text(folder / "compare.csv", long.to_csv(index=False))
-    write_text(folder / "compare.md", compare_markdown(title, tables, notes))
-    write_text(folder / "compare.html", compare_html(title, tables, notes, figures, folder))
+    write_text(
+        folder / "compare.md",
+        compare_markdown(title, tables, notes, verdicts=verdicts, warnings=warnings),
+    )
+    write_text(
+        folder / "compare.html",
+        compare_html(title, tables, notes, figures, folder, verdicts=verdicts, warnings=warnings),
+    )
     write_json(folder / "compare.json", comparison_record(runs, long))
     return tables
 

@@ -25,13 +25,15 @@ import torch
 
 from .. import __version__
 from ..attacks import ATTACKS, AttackResult, AuditContext, Progress
-from ..attacks.base import dataset_tensors
+from ..attacks.base import dataset_tensors, pair_other_class
 from ..attacks.setup import AuditSetup, model_record
 from ..models.check import check_invertibility
 from ..models.classifier import InvertibleClassifier
+from ..models.stability import inverse_gain
 from .attack_files import json_safe
-from .sanity import mode_warnings, report_warnings
-from .schema import SCHEMA, SCHEMA_VERSION, ci95_halfwidth
+from .intervals import rate_interval, rate_intervals
+from .sanity import mode_warnings, model_warnings, report_warnings
+from .schema import SCHEMA, SCHEMA_VERSION
 from .suite import Suite
 
 if TYPE_CHECKING:
@@ -39,6 +41,14 @@ if TYPE_CHECKING:
 
 #: |F⁻¹(F(x)) − x| above this fails the invertibility check (float32 images).
 RECONSTRUCTION_TOLERANCE = 1e-4
+#: Audited test examples behind the inverse's local gain (``invertibility.metamer_gain``
+#: and ``data_gain``): the first of the invertibility check's examples (fewer with --n).
+#: The cost grows linearly with the count; 32 keep both gains near 6 % of the quick
+#: suite's time (docs/reports.md) and still separate the likelihood-trained zoo model
+#: (max 3.3) from the CE one (median 31, max 50) by far.
+GAIN_N = 32
+#: Salt of the seeded other-class pairing the gain's metamer points are built from.
+GAIN_PAIRING_SALT = 7919
 
 
 @dataclass
@@ -91,6 +101,44 @@ def _invertibility(setup: AuditSetup, n: int, seed: int) -> dict[str, Any] | Non
     }
 
 
+def _gain_points(
+    model: InvertibleClassifier, setup: AuditSetup, n: int, seed: int
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """``z = F(x)`` of ``n`` seeded test examples, and the metamers ``merge(z_s(x),
+    z_n(x'))`` of x' of another class (None when the examples hold a single class)."""
+    x, y = dataset_tensors(setup.data.test, n, seed)
+    ref = next(model.parameters())
+    with torch.no_grad():
+        z = model(x.to(device=ref.device, dtype=ref.dtype))
+    if len(y.unique()) < 2:
+        return z, None
+    pairing = torch.Generator().manual_seed(seed * 1_000_003 + GAIN_PAIRING_SALT)
+    partner = pair_other_class(y, pairing).to(z.device)
+    z_s, z_n = model.split(z)
+    return z, model.merge(z_s, z_n[partner])
+
+
+def _inverse_gains(
+    model: InvertibleClassifier, setup: AuditSetup, n: int, seed: int
+) -> tuple[dict[str, Any], dict[str, float]]:
+    """The inverse's local gain at metamer points (per layer) and at the data points.
+
+    Returns the ``invertibility`` entries and the seconds each took; the seconds
+    go to ``timing``, not ``invertibility``, which a rerun must reproduce exactly.
+    """
+    z, z_metamer = _gain_points(model, setup, n, seed)
+    record: dict[str, Any] = {"metamer_gain": None}
+    seconds: dict[str, float] = {}
+    if z_metamer is not None:
+        tick = time.perf_counter()
+        record["metamer_gain"] = inverse_gain(model, z_metamer, seed=seed).summary()
+        seconds["metamer_gain_seconds"] = time.perf_counter() - tick
+    tick = time.perf_counter()
+    record["data_gain"] = inverse_gain(model, z, per_layer=False, seed=seed).summary()
+    seconds["data_gain_seconds"] = time.perf_counter() - tick
+    return record, seconds
+
+
 def environment(setup: AuditSetup, seed: int) -> dict[str, Any]:
     """Versions and machine facts that explain differences between two reports."""
     import foolbox
@@ -124,15 +172,20 @@ def run_suite(
     batch_size: int = 256,
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
+    warn: Callable[[str], None] | None = None,
 ) -> SuiteRun:
     """Run every step of ``suite`` on ``setup`` and assemble the report.
 
     Args:
         progress: bars for long loops inside the attacks.
         log: called with one line as each step starts (the CLI prints it).
+        warn: called with one line per warning that is known before the attacks run
+            (a model too weak to audit), so the user hears it at once; the report's
+            ``warnings`` hold it too.
     """
     progress = progress or Progress()
     say = log or (lambda line: None)
+    tell = warn or (lambda line: None)
     started = time.perf_counter()
     timing: dict[str, Any] = {"attacks": {}}
     model = setup.model
@@ -162,10 +215,19 @@ def run_suite(
         "invertible": isinstance(model, InvertibleClassifier),
         "clean_accuracy": accuracy,
         "clean_accuracy_n": accuracy_n,
+        "clean_accuracy_interval": rate_interval(accuracy, accuracy_n),
     }
+    for early in model_warnings(report["model"]):
+        tell(f"warning: {early['name']}: {early['message']}")
     tick = time.perf_counter()
     report["invertibility"] = _invertibility(setup, suite.invertibility_n, seed)
     timing["invertibility_seconds"] = time.perf_counter() - tick
+    if isinstance(model, InvertibleClassifier):
+        say("inverse gain at metamer and data points")
+        gain_n = min(GAIN_N, suite.invertibility_n)
+        gains, seconds = _inverse_gains(model, setup, gain_n, seed)
+        report["invertibility"].update(gains)
+        timing.update(seconds)
     warnings = mode_warnings(model.training, _forward_is_deterministic(setup, seed))
 
     oracle = None
@@ -180,7 +242,7 @@ def run_suite(
     attacks: dict[str, Any] = {}
     for k, step in enumerate(suite.steps, 1):
         attack = ATTACKS[step.method]
-        say(f"[{k}/{len(suite.steps)}] {step.method}: {attack.summary}")
+        say(f"[{k}/{len(suite.steps)}] {step.method}: {attack.description(step.options)}")
         ctx = AuditContext(
             model,
             setup.data,
@@ -208,9 +270,9 @@ def run_suite(
         n = result.metrics.get("n")
         attacks[step.method] = {
             "kind": attack.kind,
-            "summary": attack.summary,
+            "summary": attack.description(result.settings),
             "n": n,
-            "ci95_halfwidth": ci95_halfwidth(n),
+            "intervals": rate_intervals(attack.rates, result.metrics),
             "metrics": result.metrics,
             "settings": result.settings,
             "records": f"{step.method}.csv",

@@ -1,7 +1,8 @@
 """The audit suites: which attacks a report runs, on how many examples, with what options.
 
-``quick`` is sized to finish within two minutes on two CPU cores for the
-CPU-default MNIST fiRevNet (the cost of each step is in ``docs/reports.md``);
+``quick`` is sized for an MNIST fiRevNet on two CPU cores: 1 min 42 s on an idle
+machine, 5 min 30 s on cores shared with two training jobs (the cost of each
+step is in ``docs/reports.md``);
 ``full`` runs every method at the sizes a paper table needs.  Both cover the
 two sides of the paper's Fig. 2: invariance (metamers, interpolation, the
 nuisance probe, and for spheres Example 6 and Fig. 3) and sensitivity (foolbox
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..attacks import ATTACKS, check_attack
+from ..attacks.perturbation import check_epsilons
 from ..errors import ConfigError
 
 
@@ -108,7 +110,8 @@ def plan_suite(
         options = dict(options)
         chosen = epsilons.get(attack.norm) if isinstance(epsilons, dict) else epsilons
         if chosen is not None and "epsilons" in attack.options:
-            options["epsilons"] = list(chosen)
+            # Checked here, before any attack runs, not when the ε-attack starts.
+            options["epsilons"] = check_epsilons(chosen)
         check_attack(method, dataset, options)
         steps.append(Step(method, options, _cap(budget, n)))
     return Suite(
@@ -128,9 +131,13 @@ def _cap(budget: int | None, n: int | None) -> int | None:
 #: The numeric fields of the report's other sections, which a gate check may read
 #: (paths, hashes and booleans are not numbers, so no check could compare them).
 MODEL_FIELDS = ("parameters", "num_classes", "clean_accuracy", "clean_accuracy_n")
-INVERTIBILITY_FIELDS = ("n", "max_abs_error", "mean_abs_error", "tolerance")
-#: Metrics that are maps (ε → rate): a check on them needs ``[KEY]``.
-MAP_METRICS = frozenset({"robust_accuracy"})
+INVERTIBILITY_FIELDS = (
+    "n", "max_abs_error", "mean_abs_error", "tolerance", "metamer_gain", "data_gain"
+)
+#: Metrics that are maps (ε → rate; the gain summaries): a check on them needs ``[KEY]``.
+MAP_METRICS = frozenset({"robust_accuracy", "metamer_gain", "data_gain"})
+#: The numeric entries of a gain summary a check may pick, e.g. ``invertibility.metamer_gain[max]``.
+GAIN_KEYS = ("n", "median", "max", "largest_layer_median_gain")
 
 
 def planned_metrics(suite: Suite, *, invertible: bool = True) -> dict[str, set[str]]:

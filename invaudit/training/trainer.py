@@ -87,6 +87,9 @@ class Callbacks:
     def batch_end(self, running: dict[str, float]) -> None:
         pass
 
+    def evaluate_start(self, n_test: int) -> None:
+        pass
+
     def epoch_end(self, metrics: dict[str, float]) -> None:
         pass
 
@@ -376,6 +379,8 @@ class Trainer:
             for epoch in range(self.start_epoch, self.settings.epochs):
                 start = time.perf_counter()
                 metrics = self._train_epoch(epoch)
+                if self.ctx.is_main:
+                    self.callbacks.evaluate_start(len(self.test_loader.dataset))
                 metrics.update(self._test_metrics())
                 metrics["seconds"] = time.perf_counter() - start
                 self.wall_seconds += metrics["seconds"]

@@ -5,9 +5,12 @@ A zoo is a folder of pairs ``NAME.pt`` (a slim invaudit checkpoint) and
 sha256 of the ``.pt``).  The bundled zoo is ``models/`` next to this module;
 ``$INVAUDIT_ZOO_DIR`` points elsewhere (a private zoo, or a test's temporary one).
 
-The registry reads cards only: it never loads a checkpoint, and it hashes files
-only when asked (:func:`verify_entry`), so resolving ``zoo:NAME`` on every command
-costs a directory listing and a few small JSON reads.
+The registry reads cards only: it never loads a checkpoint.  Listing the zoo
+costs a directory listing and a few small JSON reads; resolving a model for use
+(``zoo:NAME`` through :func:`resolve_model_path`, or the default oracle through
+:func:`zoo_oracle_for`) also checks the file's size and sha256 against its card
+(:func:`verify_entry`, a few milliseconds for the bundled files), so a replaced or
+damaged zoo file is refused with one line before anything is loaded from it.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import CheckpointError, ConfigError
+from ..hashing import file_sha256
 
 __all__ = [
     "CARD_FIELDS",
@@ -159,9 +163,12 @@ def is_zoo_selector(text: object) -> bool:
 
 
 def resolve_model_path(text: str | os.PathLike[str]) -> str:
-    """The checkpoint path for ``zoo:NAME``; any other path comes back as it is (as text)."""
+    """The checkpoint path for ``zoo:NAME`` (its size and sha256 checked against the
+    card); any other path comes back as it is (as text)."""
     if is_zoo_selector(text):
-        return str(zoo_entry(str(text)[len(SELECTOR_PREFIX) :]).path)
+        entry = zoo_entry(str(text)[len(SELECTOR_PREFIX) :])
+        verify_entry(entry)
+        return str(entry.path)
     return os.fspath(text)
 
 
@@ -172,15 +179,13 @@ def zoo_oracle_for(dataset_name: str) -> str | None:
     """
     for entry in zoo_entries():
         if entry.role == "oracle" and entry.dataset == dataset_name:
+            verify_entry(entry)
             return str(entry.path)
     return None
 
 
 def verify_entry(entry: ZooEntry) -> None:
     """Check the checkpoint's size and sha256 against the card (CheckpointError if not)."""
-    # Imported here: the hash lives with the oracle code, which imports torch.
-    from ..attacks.oracle import file_sha256
-
     size = entry.path.stat().st_size
     if size != entry.bytes:
         raise CheckpointError(
