@@ -73,6 +73,9 @@ VARIANTS: dict[str, tuple[str, tuple[str, ...]]] = {
         "norm) + MLE_n x1: **adopted** as the firevnet-mnist default",
         (*BOUNDED, *NLL1),
     ),
+    "bounded-nll0.1": ("as bounded-nll1 with MLE_n x0.1", (*BOUNDED, "--nll-weight", "0.1")),
+    "bounded-nll0.3": ("as bounded-nll1 with MLE_n x0.3", (*BOUNDED, "--nll-weight", "0.3")),
+    "bounded": ("as bounded-nll1 without the likelihood term", BOUNDED),
     "bounded-nobn-nll1": (
         "as bounded-nll1 without BatchNorm",
         (*BOUNDED, "--set", "batchnorm=false", *NLL1),
@@ -182,7 +185,7 @@ def zoo_acceptance(opts: argparse.Namespace) -> None:
     from invaudit.zoo import zoo_entry
 
     rows = []
-    for name in ZOO_MODELS:
+    for name in opts.zoo_models.split(","):
         folder = opts.work / "zoo" / name
         folder.mkdir(parents=True, exist_ok=True)
         log = folder / "log.txt"
@@ -306,7 +309,7 @@ def write_doc(opts: argparse.Namespace) -> None:
         commands.append(f"- `{name}` ({stored_keys(name, opts)}): `{cmd}`")
         m, g = r["metamer"], r["gain"]
         lines.append(
-            f"| `{r['name']}` | {r['what']} | {pct(r['logit_test_error'])} | "
+            f"| `{r['name']}` | {VARIANTS[name][0]} | {pct(r['logit_test_error'])} | "
             f"{pct(m['near_box_share'])} | {m['bounds_excursion_mean']:.3f} | "
             f"[{g['pixel_min']:.2f}, {g['pixel_max']:.2f}] | "
             f"{pct(m['oracle_agrees_nuisance_source'])} | {pct(m['oracle_names_a_source'])} | "
@@ -375,6 +378,11 @@ FINDINGS = """## What the table shows
   `logit` alone keeps every metamer inside the box by construction, yet the
   oracle recognises a source in only 22 %: saturated noise, which the
   "either source" column exposes where the box check cannot.
+- **Alone, the block changes are small.** Orthogonal 1×1 convolutions halve the
+  gain (5.6 against 12.7) and the excursion (2.0 against 4.4), but metamers stay
+  noise; bounding actnorm alone changes nothing measurable at this budget (its
+  scales never approach the bound).  Their value is in the combination: with
+  the likelihood term and the logit input they keep the gain below 10.
 - **Together** (`bounded-nll1`: logit input, orthogonal 1×1, actnorm bound 2,
   MLE_n ×1) every metamer is an image in the box, the oracle names the
   nuisance source for most of them (Fig. 4: the nuisances dominate the
@@ -389,8 +397,15 @@ FINDINGS = """## What the table shows
   `conv1x1=orthogonal`, `actnorm_bound=2` (BatchNorm residuals kept), and the
   zoo's CE model adds `--nll-weight 1`.  Checkpoints saved before these keys
   existed load with their legacy values (`MNIST_LEGACY`).
-- The likelihood term costs logit accuracy at 20k images × 2 epochs (7 % against
-  3 % without it); the retrained zoo models below say what remains at full budget.
+- **The price is logit accuracy.** The likelihood term costs it at 20k images ×
+  2 epochs (7 % against 3 % without it), and at full budget too: the retrained
+  `zoo:mnist-ce` (8 epochs, all 60 000 images) errs on 3.6 % of the test set,
+  where the first zoo CE model (no likelihood term, legacy blocks) erred on
+  0.7 %.  Issue 13's target of ≤ 1.0 % is missed by 2.6 points.  Test accuracy
+  stopped improving after epoch 3 (96.9 %, then 95.9–96.6 %) while MLE_n kept
+  falling: the density term dominates the objective.  Next to try: a smaller
+  weight (`bounded-nll0.1`, `bounded-nll0.3` rows, where measured), more epochs
+  at a higher learning rate, or a likelihood term on the factored-out scales only.
 """
 
 
@@ -411,6 +426,7 @@ def main() -> None:
         action="store_true",
         help="measure the zoo's MNIST models (issue 13's acceptance)",
     )
+    parser.add_argument("--zoo-models", default=",".join(ZOO_MODELS))
     parser.add_argument("--gain-of", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--gain-out", type=Path, help=argparse.SUPPRESS)
     opts = parser.parse_args()

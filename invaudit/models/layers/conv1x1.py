@@ -9,6 +9,13 @@ from torch import nn
 from .base import InvertibleLayer
 
 
+def channel_mix(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``w`` applied over dim 1 of ``[B, C]`` vectors or ``[B, C, H, W]`` maps."""
+    if x.dim() == 2:
+        return x @ w.T
+    return F.conv2d(x, w.view(*w.shape, 1, 1))
+
+
 class InvertibleConv1x1(InvertibleLayer):
     """A learnable channel mixing ``W = P L (U + diag(sign * exp(log_s)))``.
 
@@ -49,16 +56,10 @@ class InvertibleConv1x1(InvertibleLayer):
         upper_inv = torch.linalg.solve_triangular(upper, eye, upper=True)
         return upper_inv @ lower_inv @ self.perm.T
 
-    @staticmethod
-    def _mix(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            return x @ w.T
-        return F.conv2d(x, w.view(*w.shape, 1, 1))
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pixels = x[0, 0].numel()
         logdet = (self.log_s.sum() * pixels).expand(x.shape[0])
-        return self._mix(x, self.weight()), logdet
+        return channel_mix(x, self.weight()), logdet
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return self._mix(y, self.inverse_weight())
+        return channel_mix(y, self.inverse_weight())

@@ -10,11 +10,11 @@ preserves volume (log-determinant 0 up to rounding) and distances, forward and b
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import parametrizations
 
 from .base import InvertibleLayer
+from .conv1x1 import channel_mix
 
 
 class OrthogonalConv1x1(InvertibleLayer):
@@ -38,19 +38,13 @@ class OrthogonalConv1x1(InvertibleLayer):
         w = self.mix.weight
         return torch.linalg.inv(w.double()).to(w.dtype)
 
-    @staticmethod
-    def _mix(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
-        if x.dim() == 2:
-            return x @ w.T
-        return F.conv2d(x, w.view(*w.shape, 1, 1))
-
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         w = self.weight()
         # 0 up to rounding; computed rather than assumed, so the log-determinant is
         # exactly that of the matrix applied (a float32 rotation is not one in float64).
         pixels = x[0, 0].numel()
         logdet = (torch.linalg.slogdet(w)[1] * pixels).expand(x.shape[0])
-        return self._mix(x, w), logdet
+        return channel_mix(x, w), logdet
 
     def inverse(self, y: torch.Tensor) -> torch.Tensor:
-        return self._mix(y, self.inverse_weight())
+        return channel_mix(y, self.inverse_weight())
