@@ -42,7 +42,8 @@ INTERRUPTED_EXIT = 130
 #: ``invaudit.training.losses``' choices, copied so that --help needs no torch
 #: (tests/test_cli_help.py holds the copies equal to the originals).
 INDEPENDENCE = ("adversary", "hsic", "adversary+hsic", "class-means")
-NUISANCE_OBJECTIVES = ("ce", "confusion")
+NUISANCE_OBJECTIVES = ("ce", "confusion", "permuted")
+MLE_SCOPES = ("z_n", "z")
 
 #: One example per command, shown at the end of its --help (a test parses each one).
 EXAMPLES: dict[str, str] = {
@@ -487,7 +488,16 @@ DEFAULT_ARCH = {
     default="ce",
     show_default=True,
     help="iCE: what the model does against the nuisance classifier: ascend its "
-    "cross-entropy (Definition 7) or push its prediction to uniform (confusion).",
+    "cross-entropy (Definition 7), push its prediction to uniform (confusion), or make it "
+    "predict the batch's labels randomly permuted (permuted, the authors' code).",
+)
+@click.option(
+    "--mle-scope",
+    type=click.Choice(list(MLE_SCOPES)),
+    default="z_n",
+    show_default=True,
+    help="Likelihood term (iCE's MLE_n, CE's --nll-weight) on z_n, or on all of z "
+    "(the authors' code).",
 )
 @click.option(
     "--hsic-weight",
@@ -585,6 +595,7 @@ def settings_from_options(opts: dict[str, Any]) -> Any:
             warmup_epochs=opts["warmup_epochs"],
             ramp_epochs=opts["ramp_epochs"],
             nuisance_objective=opts["nuisance_objective"],
+            mle_scope=opts["mle_scope"],
         ),
         adversary_lr=opts["adversary_lr"],
         workers=opts["workers"],

@@ -15,7 +15,7 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from invaudit.cli import EXAMPLES, INDEPENDENCE, NUISANCE_OBJECTIVES, main
+from invaudit.cli import EXAMPLES, INDEPENDENCE, MLE_SCOPES, NUISANCE_OBJECTIVES, main
 from invaudit.cli_options import METHOD_NAMES, SUITE_NAMES
 from invaudit.progress import BarProgress, EpochProgress
 
@@ -54,6 +54,7 @@ def test_the_copied_names_match_their_registries() -> None:
     assert SUITE_NAMES == tuple(suites)
     assert INDEPENDENCE == tuple(losses.INDEPENDENCE)
     assert NUISANCE_OBJECTIVES == tuple(losses.NUISANCE_OBJECTIVES)
+    assert MLE_SCOPES == tuple(losses.MLE_SCOPES)
 
 
 def _public_methods(cls: type) -> set[str]:

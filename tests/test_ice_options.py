@@ -95,7 +95,7 @@ def game_terms(config: ICEConfig, schedule: float = 1.0):
     game = NuisanceGame(dim=12, num_classes=3, hidden=16, config=config)
     y = labels(64, 3)
     z_s, z_n = torch.randn(64, 3), torch.randn(64, 9)
-    nll, logdet = game.prior.nll(z_n), torch.zeros(64)
+    nll, logdet = game.prior.nll(game.prior_input(z_s, z_n)), torch.zeros(64)
     return game, game.model_loss(game.classifier, z_s, z_n, nll, logdet, y, schedule=schedule)
 
 
@@ -146,3 +146,49 @@ def test_confusion_objective_pulls_the_adversary_towards_uniform_not_towards_wro
     assert ce_term < -torch.nn.functional.cross_entropy(torch.zeros(64, 3), y)
     assert confusion(wrong) > confusion(torch.zeros(64, 3))
     assert confusion(wrong).item() == pytest.approx(confusion(right).item())
+
+
+def test_permuted_objective_is_ce_to_shuffled_labels_and_needs_no_true_label() -> None:
+    """The authors' objective: F makes D_nc predict the batch's labels in random order."""
+    game, (loss, terms) = game_terms(
+        ICEConfig(nuisance_objective="permuted", mle_weight=0.0, normalize_nuisance=False)
+    )
+    assert loss.item() == pytest.approx(terms["sce"] + terms["permuted"], rel=1e-6)
+    # A D_nc that predicts the label marginal scores the same on any permutation of y;
+    # one that reads y from z_n scores worse on the shuffled labels than on y.
+    y = labels(512, 3)
+    torch.manual_seed(1)
+    shuffled = y[torch.randperm(len(y))]
+    marginal = torch.log(torch.bincount(y, minlength=3).float() / len(y)).expand(512, 3)
+    ce = torch.nn.functional.cross_entropy
+    assert ce(marginal, shuffled).item() == pytest.approx(ce(marginal, y).item(), rel=1e-6)
+    reader = torch.nn.functional.one_hot(y, 3).float() * 4
+    assert ce(reader, shuffled) > ce(marginal, shuffled) > ce(reader, y)
+
+
+def test_mle_scope_z_puts_the_prior_on_every_coordinate() -> None:
+    game = NuisanceGame(dim=12, num_classes=3, hidden=16, config=ICEConfig(mle_scope="z"))
+    z_s, z_n = torch.randn(4, 3), torch.randn(4, 9)
+    assert game.prior.beta.shape == (12,)
+    assert torch.equal(game.prior_input(z_s, z_n), torch.cat([z_s, z_n], 1))
+    default = NuisanceGame(dim=12, num_classes=3, hidden=16, config=ICEConfig())
+    assert default.prior.beta.shape == (9,) and default.prior_input(z_s, z_n) is z_n
+    with pytest.raises(ConfigError, match="mle_scope"):
+        ICEConfig(mle_scope="logits")
+
+
+def test_cli_trains_the_authors_objective(tmp_path) -> None:
+    out = tmp_path / "authors.pt"
+    result = CliRunner().invoke(main, [
+        "train", "--dataset", "spheres", "--dim", "8", "--n-train", "256", "--n-test", "128",
+        "--epochs", "1", "--loss", "ice", "--nuisance-objective", "permuted",
+        "--nuisance-weight", "0.05", "--no-normalize-nuisance", "--adversary-steps", "5",
+        "--mle-scope", "z", "--set", "hidden=16", "--no-progress", "--out", str(out),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    payload = read_checkpoint(out)
+    ice = payload["training"]["settings"]["ice"]
+    assert (ice["nuisance_objective"], ice["mle_scope"], ice["adversary_steps"]) == (
+        "permuted", "z", 5
+    )
+    assert "permuted" in payload["training"]["history"][-1]

@@ -24,6 +24,7 @@ from invaudit.models.layers import (
     LogitTransform,
     OrthogonalConv1x1,
     Permutation,
+    PositionReadout,
     Squeeze,
 )
 
@@ -60,6 +61,7 @@ LAYERS = {
         (4, 2, 2),
     ),
     "dct-readout": (lambda: DCTReadout((3, 4, 5)), (3, 4, 5)),
+    "position-readout": (lambda: PositionReadout((5, 3, 4), 3), (5, 3, 4)),
 }
 
 # firevnet-mnist with every stability key set the non-legacy way.
@@ -80,6 +82,9 @@ TINY_ARCHS = {
         image_size=8, num_classes=4, blocks=1, hidden=8, coupling="affine", **LEGACY
     ),
     "firevnet-mnist-stable": dict(image_size=8, num_classes=4, blocks=1, hidden=8, **STABLE),
+    "firevnet-mnist-position": dict(
+        image_size=8, num_classes=4, blocks=1, hidden=8, factor_out=False, readout="position"
+    ),
     "firevnet-imagenet": dict(
         image_size=8, in_channels=1, num_classes=5, stages=2, blocks=2, hidden=8
     ),
@@ -91,12 +96,13 @@ FULL_ARCHS = {
     "firevnet-mnist-legacy": dict(LEGACY),
     "firevnet-mnist-affine": dict(coupling="affine", **LEGACY),
     "firevnet-mnist-stable": dict(STABLE),
+    "firevnet-mnist-position": dict(factor_out=False, readout="position"),
     "firevnet-imagenet": dict(image_size=32, num_classes=10, hidden=32),
 }
 
 
 def arch_name(key: str) -> str:
-    for suffix in ("-affine", "-legacy", "-stable"):
+    for suffix in ("-affine", "-legacy", "-stable", "-position"):
         key = key.removesuffix(suffix)
     return key
 
@@ -300,3 +306,38 @@ def test_paper_depth_stable_model_reconstructs() -> None:
     randomize(model, x, scale=0.05)
     with torch.no_grad():
         assert (model.inverse(model(x)) - x).abs().max().item() <= 1e-4
+
+
+def test_position_readout_gives_every_logit_its_own_channel() -> None:
+    """Issue 15: with factor_out=false each logit is one channel's value at the centre."""
+    model = build("firevnet-mnist", factor_out=False, readout="position")
+    readout = model.flow.layers[-1]
+    assert isinstance(readout, PositionReadout) and readout.input_shape == (16, 7, 7)
+    x = torch.rand(3, *readout.input_shape)
+    with torch.no_grad():
+        readout.log_scale.copy_(torch.linspace(-1, 1, 10))
+        y, _ = readout(x)
+    expected = x[:, :10, 3, 3] * torch.exp(readout.log_scale) + readout.bias
+    assert torch.allclose(y[:, :10], expected.detach())
+    # z_n holds every other value exactly once.
+    assert torch.equal(
+        y[:, 10:].sort(1).values,
+        torch.cat(
+            [
+                x[:, :10]
+                .flatten(1)
+                .index_select(1, torch.tensor([i for i in range(490) if i % 49 != 24])),
+                x[:, 10:].flatten(1),
+            ],
+            1,
+        )
+        .sort(1)
+        .values,
+    )
+
+
+def test_position_readout_refuses_too_few_channels() -> None:
+    from invaudit.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="factor_out=false"):
+        build("firevnet-mnist", readout="position")

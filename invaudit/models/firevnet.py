@@ -26,6 +26,7 @@ from .layers import (
     LogitTransform,
     OrthogonalConv1x1,
     Permutation,
+    PositionReadout,
     Squeeze,
 )
 from .layers.coupling import RESIDUAL_NORMS
@@ -33,6 +34,7 @@ from .layers.coupling import RESIDUAL_NORMS
 COUPLINGS = {"additive": AdditiveCoupling, "affine": AffineCoupling}
 CONV1X1 = {"lu": InvertibleConv1x1, "orthogonal": OrthogonalConv1x1}
 INPUT_LAYERS = ("identity", "logit")
+READOUTS = ("dct", "position")
 
 
 @dataclass(frozen=True)
@@ -89,6 +91,12 @@ class MNISTConfig:
     residual_bound: float = 1.0
     conv1x1: str = "orthogonal"
     actnorm_bound: float = 2.0
+    # Readout keys (issue 15): ``factor_out=false`` keeps every channel to the last
+    # stage (16 at 7x7 for MNIST), so each logit can own a channel; ``readout``
+    # reads the logits as the DCT's lowest frequencies or, with ``position``, as
+    # the first num_classes channels at the centre behind a per-logit affine map.
+    factor_out: bool = True
+    readout: str = "dct"
 
 
 #: What a stored firevnet-mnist config without the stability keys was built with.
@@ -97,6 +105,8 @@ MNIST_LEGACY = {
     "residual_norm": "none",
     "conv1x1": "lu",
     "actnorm_bound": 0.0,
+    "factor_out": True,
+    "readout": "dct",
 }
 
 
@@ -188,6 +198,7 @@ def _check_stability_keys(cfg: MNISTConfig) -> None:
     _choice("input_layer", cfg.input_layer, INPUT_LAYERS)
     _choice("residual_norm", cfg.residual_norm, RESIDUAL_NORMS)
     _choice("conv1x1", cfg.conv1x1, CONV1X1)
+    _choice("readout", cfg.readout, READOUTS)
     if not 0.0 < cfg.logit_alpha < 0.5:
         raise ConfigError(f"logit_alpha must lie in (0, 0.5), got {cfg.logit_alpha}")
     if not (math.isfinite(cfg.residual_bound) and cfg.residual_bound > 0):
@@ -215,10 +226,14 @@ def build_mnist(cfg: MNISTConfig) -> InvertibleClassifier:
         for b in range(cfg.blocks):
             layers += _glow_step(shape[0], cfg, 1000 * s + b)
         if s == cfg.stages - 1:
-            layers.append(DCTReadout(shape))
+            layers.append(_readout(shape, cfg))
             return layers, shape
         channels, h, w = shape
-        keep: tuple[int, int, int] = (channels - channels // 2, h, w)
+        keep: tuple[int, int, int] = (
+            channels - channels // 2 if cfg.factor_out else channels,
+            h,
+            w,
+        )
         inner: list[InvertibleLayer] = []
         if h % 2 == 0 and w % 2 == 0:
             inner.append(Squeeze())
@@ -226,7 +241,10 @@ def build_mnist(cfg: MNISTConfig) -> InvertibleClassifier:
         if keep[0] < 2:
             raise ConfigError(f"firevnet-mnist: {cfg.stages} stages leave too few channels")
         rest, _ = stage(keep, s + 1)
-        layers.append(FactorOut(shape, FlowSequence(inner + rest)))
+        if cfg.factor_out:
+            layers.append(FactorOut(shape, FlowSequence(inner + rest)))
+        else:
+            layers += inner + rest
         return layers, shape
 
     first = (cfg.in_channels * 4, cfg.image_size // 2, cfg.image_size // 2)
@@ -239,8 +257,22 @@ def build_mnist(cfg: MNISTConfig) -> InvertibleClassifier:
     return InvertibleClassifier(flow, input_shape, cfg.num_classes, "firevnet-mnist", vars(cfg))
 
 
+def _readout(shape: tuple[int, int, int], cfg: MNISTConfig) -> InvertibleLayer:
+    if cfg.readout == "dct":
+        return DCTReadout(shape)
+    if cfg.num_classes > shape[0]:
+        raise ConfigError(
+            f"firevnet-mnist: readout=position needs a last stage with at least "
+            f"num_classes={cfg.num_classes} channels, this layout ends with {shape[0]} "
+            "(try --set factor_out=false)"
+        )
+    return PositionReadout(shape, cfg.num_classes)
+
+
 def _readout_size(flow: nn.Module) -> int:
-    readout = next(m for m in flow.modules() if isinstance(m, DCTReadout))
+    readout = next(m for m in flow.modules() if isinstance(m, (DCTReadout, PositionReadout)))
+    if isinstance(readout, PositionReadout):
+        return readout.input_shape[0]  # one logit per channel
     return math.prod(readout.input_shape)
 
 

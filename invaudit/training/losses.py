@@ -28,6 +28,12 @@ F minimises the cross-entropy between D_nc's prediction and the uniform
 distribution, whose minimum is reached only when D_nc cannot tell the classes
 apart (the "confusion" loss of domain adaptation).
 
+``nuisance_objective="permuted"`` is what the authors' public code does: F
+makes D_nc predict a random permutation of the batch's labels (cross-entropy
+to ``y[randperm]``), which is lowest when D_nc's prediction carries no more
+about the example than the label marginal.  ``mle_scope="z"`` puts the
+factorial Gaussian on all of z (logits too), as that code's flow NLL does.
+
 ``warmup_epochs`` / ``ramp_epochs`` schedule every term beyond sCE: plain CE
 first, then a linear ramp to the full weights.
 """
@@ -67,8 +73,13 @@ class ICEConfig:
     warmup_epochs: int = 0
     ramp_epochs: int = 0
     nuisance_objective: str = "ce"
+    mle_scope: str = "z_n"
 
     def __post_init__(self) -> None:
+        if self.mle_scope not in MLE_SCOPES:
+            raise ConfigError(
+                f"mle_scope must be one of {', '.join(MLE_SCOPES)}, got {self.mle_scope!r}"
+            )
         if self.nuisance_objective not in NUISANCE_OBJECTIVES:
             raise ConfigError(
                 f"nuisance_objective must be one of {', '.join(NUISANCE_OBJECTIVES)}, "
@@ -110,9 +121,14 @@ class ICEConfig:
 #: penalty, both, or the share of z_n's variance the class means explain.
 INDEPENDENCE = ("adversary", "hsic", "adversary+hsic", "class-means")
 
-#: What F minimises against D_nc: minus its cross-entropy (Definition 7) or
-#: the cross-entropy of its prediction to the uniform distribution.
-NUISANCE_OBJECTIVES = ("ce", "confusion")
+#: What F minimises against D_nc: minus its cross-entropy (Definition 7), the
+#: cross-entropy of its prediction to the uniform distribution, or (the authors'
+#: public code) its cross-entropy to the batch's labels randomly permuted.
+NUISANCE_OBJECTIVES = ("ce", "confusion", "permuted")
+
+#: Where the likelihood term's factorial Gaussian lives: on z_n (Definition 7's
+#: MLE_n) or on all of z, logits included (the authors' code).
+MLE_SCOPES = ("z_n", "z")
 
 
 def confusion(logits: torch.Tensor) -> torch.Tensor:
@@ -191,8 +207,12 @@ class NuisanceGame(nn.Module):
         self.config = config
         self.dim = dim
         self.classifier = mlp_classifier(nuisance_dims, num_classes, hidden)
-        self.prior = FactorialGaussian(nuisance_dims)
+        self.prior = FactorialGaussian(dim if config.mle_scope == "z" else nuisance_dims)
         self.norm = nuisance_dims if config.normalize_nuisance else 1
+
+    def prior_input(self, z_s: torch.Tensor, z_n: torch.Tensor) -> torch.Tensor:
+        """What the likelihood term scores: z_n, or all of z (``mle_scope="z"``)."""
+        return torch.cat([z_s, z_n], dim=1) if self.config.mle_scope == "z" else z_n
 
     def model_loss(
         self,
@@ -221,6 +241,11 @@ class NuisanceGame(nn.Module):
             conf = confusion(nuisance_logits)
             extra = extra + cfg.nuisance_weight * conf / self.norm
             terms["confusion"] = conf.item()
+        elif cfg.uses_adversary and cfg.nuisance_objective == "permuted":
+            shuffled = y[torch.randperm(len(y), device=y.device)]
+            permuted = F.cross_entropy(nuisance_logits, shuffled)
+            extra = extra + cfg.nuisance_weight * permuted / self.norm
+            terms["permuted"] = permuted.item()
         elif cfg.uses_adversary:
             extra = extra - cfg.nuisance_weight * n_ce / self.norm
         if cfg.uses_hsic:

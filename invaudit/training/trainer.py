@@ -101,12 +101,13 @@ class _ModelStep(nn.Module):
     def __init__(self, model: InvertibleClassifier, game: NuisanceGame, with_prior: bool) -> None:
         super().__init__()
         self.model = model
+        self.game = game
         self.prior = game.prior if with_prior else None
 
     def forward(self, x: torch.Tensor):
         z, logdet = self.model.forward_logdet(x)
         z_s, z_n = self.model.split(z)
-        nll = self.prior.nll(z_n) if self.prior is not None else None
+        nll = self.prior.nll(self.game.prior_input(z_s, z_n)) if self.prior is not None else None
         return z_s, z_n, logdet, nll
 
 
@@ -118,11 +119,11 @@ class _AdversaryStep(nn.Module):
         self.classifier = game.classifier
         self.prior = game.prior if fit_prior else None
 
-    def forward(self, z_n: torch.Tensor, y: torch.Tensor):
+    def forward(self, z_n: torch.Tensor, y: torch.Tensor, prior_input: torch.Tensor):
         logits = self.classifier(z_n)
         loss = F.cross_entropy(logits, y)
         if self.prior is not None:
-            loss = loss + self.prior.nll(z_n).mean() / z_n.shape[1]
+            loss = loss + self.prior.nll(prior_input).mean() / prior_input.shape[1]
         return loss, logits
 
 
@@ -456,7 +457,9 @@ class Trainer:
         assert self.adversary_optimizer is not None  # always set together with the game
         for _ in range(self.settings.ice.adversary_steps):  # the max step
             self.adversary_optimizer.zero_grad(set_to_none=True)
-            adversary_loss, nuisance_logits = self.adversary_step(z_n.detach(), y)
+            adversary_loss, nuisance_logits = self.adversary_step(
+                z_n.detach(), y, game.prior_input(z_s, z_n).detach()
+            )
             adversary_loss.backward()
             self.adversary_optimizer.step()
         if self.ice:  # the min step of Definition 7
@@ -471,7 +474,8 @@ class Trainer:
                 loss = loss + self.settings.nll_weight * mle
             else:
                 with torch.no_grad():
-                    mle = bits_per_dim(game.prior.nll(z_n), logdet, self.model.dim)
+                    prior_input = game.prior_input(z_s, z_n)
+                    mle = bits_per_dim(game.prior.nll(prior_input), logdet, self.model.dim)
             terms["mle"] = mle.item()
         self._descend(loss)
         named = {
@@ -480,7 +484,7 @@ class Trainer:
             "nce": terms["nce"],
             "mle_bits_per_dim": terms["mle"],
         }
-        for key in ("hsic", "class_mean_share", "confusion"):
+        for key in ("hsic", "class_mean_share", "confusion", "permuted"):
             if key in terms:
                 named[key] = terms[key]
         if self.ice:

@@ -8,6 +8,7 @@ from .dct import DCTReadout
 from .logit import LogitTransform
 from .multiscale import FactorOut
 from .orthogonal import OrthogonalConv1x1
+from .position import PositionReadout
 from .reshape import Permutation, Squeeze
 
 __all__ = [
@@ -22,5 +23,6 @@ __all__ = [
     "LogitTransform",
     "OrthogonalConv1x1",
     "Permutation",
+    "PositionReadout",
     "Squeeze",
 ]
