@@ -101,13 +101,15 @@ class _ModelStep(nn.Module):
     def __init__(self, model: InvertibleClassifier, game: NuisanceGame, with_prior: bool) -> None:
         super().__init__()
         self.model = model
-        self.game = game
         self.prior = game.prior if with_prior else None
+        # The bound method, not the game: registering the game as a submodule would
+        # hand D_nc's parameters to this module's DDP wrapper as well as to its own.
+        self.prior_input = game.prior_input
 
     def forward(self, x: torch.Tensor):
         z, logdet = self.model.forward_logdet(x)
         z_s, z_n = self.model.split(z)
-        nll = self.prior.nll(self.game.prior_input(z_s, z_n)) if self.prior is not None else None
+        nll = self.prior.nll(self.prior_input(z_s, z_n)) if self.prior is not None else None
         return z_s, z_n, logdet, nll
 
 
