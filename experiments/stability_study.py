@@ -103,7 +103,7 @@ def invaudit(argv: list[str], log: Path) -> None:
         )  # fmt: skip
 
 
-def measure_gain(checkpoint: Path, opts: argparse.Namespace) -> dict:  # noqa: D103
+def measure_gain(checkpoint: Path, opts: argparse.Namespace) -> dict:
     """F⁻¹'s local gain at 256 metamer points, paired as the metamer audit pairs them."""
     import torch
 

@@ -32,19 +32,28 @@ def bottleneck(
     ``conv=True`` uses 3x3 → 1x1 → 3x3 convolutions on ``[B, C, H, W]`` maps,
     ``conv=False`` three linear layers on ``[B, C]`` vectors.
     """
-    if conv:
-        first = nn.Conv2d(in_channels, width, 3, padding=1)
-        middle = nn.Conv2d(width, width, 1)
-        last = nn.Conv2d(width, out_channels, 3, padding=1)
-        norm = nn.BatchNorm2d
-    else:
-        first = nn.Linear(in_channels, width)
-        middle = nn.Linear(width, width)
-        last = nn.Linear(width, out_channels)
-        norm = nn.BatchNorm1d
+    first, middle, last = _maps(in_channels, out_channels, width, conv=conv)
+    norm = nn.BatchNorm2d if conv else nn.BatchNorm1d
     nn.init.zeros_(last.weight)
     nn.init.zeros_(last.bias)
     return _stack(first, middle, last, norm if batchnorm else None, width)
+
+
+def _maps(
+    in_channels: int, out_channels: int, width: int, *, conv: bool
+) -> tuple[nn.Module, nn.Module, nn.Module]:
+    """The bottleneck's three linear maps: 3x3 → 1x1 → 3x3 convolutions, or linear layers."""
+    if conv:
+        return (
+            nn.Conv2d(in_channels, width, 3, padding=1),
+            nn.Conv2d(width, width, 1),
+            nn.Conv2d(width, out_channels, 3, padding=1),
+        )
+    return (
+        nn.Linear(in_channels, width),
+        nn.Linear(width, width),
+        nn.Linear(width, out_channels),
+    )
 
 
 def _stack(
@@ -84,18 +93,7 @@ class SpectralResidual(nn.Module):
         if not bound > 0:
             raise ValueError(f"the residual bound must be > 0, got {bound}")
         self.bound = float(bound)
-        if conv:
-            maps = (
-                nn.Conv2d(in_channels, width, 3, padding=1),
-                nn.Conv2d(width, width, 1),
-                nn.Conv2d(width, out_channels, 3, padding=1),
-            )
-        else:
-            maps = (
-                nn.Linear(in_channels, width),
-                nn.Linear(width, width),
-                nn.Linear(width, out_channels),
-            )
+        maps = _maps(in_channels, out_channels, width, conv=conv)
         for layer in maps:
             parametrizations.spectral_norm(layer)
         self.body = _stack(*maps, None, width)
