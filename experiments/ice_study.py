@@ -570,6 +570,8 @@ def probe_options(opts: argparse.Namespace, final: bool) -> dict[str, Any]:
         "hidden": opts.probe_hidden,
         "n": opts.test_limit,
         "seed": opts.seed,
+        # The final probe also fits one probe per scale of z_n (issue 15).
+        "by_scale": final,
     }
 
 
@@ -637,6 +639,8 @@ def probe_argv(
     ):
         if options[key] is not None:
             argv += [flag, str(options[key])]
+    if options.get("by_scale"):
+        argv += ["--option", "by_scale=true"]
     return [*argv, *data_args(opts)]
 
 
@@ -778,6 +782,7 @@ def run_variant(
         "logit_train_error": final["decision_train_error"],
         "nuisance_test_error": final["nuisance_error"],
         "nuisance_train_error": final["nuisance_train_error"],
+        "nuisance_test_error_by_scale": final.get("nuisance_error_by_scale"),
         "probe_logit_test_error": final["logit_error"],
         "probe_logit_train_error": final["logit_train_error"],
         "mi_bits_nuisance": final["mi_lower_bound_bits_nuisance"],
@@ -850,6 +855,13 @@ def _cell(text: str) -> str:
     return text.replace("|", "\\|")
 
 
+def by_scale_cell(errors: dict[str, float] | None) -> str:
+    """``readout 3.00 · stage 2 24.85 · stage 1 37.25``: deepest part first."""
+    if not errors:
+        return "—"
+    return " · ".join(f"{name} {_pct(err)}" for name, err in errors.items())
+
+
 def table(rows: list[dict[str, Any]]) -> list[str]:
     header = [
         "variant",
@@ -860,6 +872,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         "logit train err %",
         "probe z_n test err %",
         "probe z_n train err %",
+        "probe test err % by scale of z_n",
         "I(y;z_n) bits",
         "I(y;z_s) bits",
         "adversary final acc %",
@@ -877,6 +890,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
             _pct(r["logit_train_error"]),
             _pct(r["nuisance_test_error"]),
             _pct(r["nuisance_train_error"]),
+            by_scale_cell(r.get("nuisance_test_error_by_scale")),
             _num(r["mi_bits_nuisance"], 3),
             _num(r["mi_bits_logit"], 3),
             _pct(r.get("adversary_final_test_acc")),
@@ -893,6 +907,7 @@ def table(rows: list[dict[str, Any]]) -> list[str]:
         f"{PAPER_ICE['logit_train']:.2f}",
         f"{PAPER_ICE['nuisance_test']:.2f}",
         f"{PAPER_ICE['nuisance_train']:.2f}",
+        "—",
         "—",
         "—",
         "—",
