@@ -13,17 +13,22 @@ For every recipe in ``experiments/zoo_recipes.py``:
    command is reused and anything else is refused.
 2. ``invaudit/zoo/models/NAME.pt`` is that checkpoint without its optimiser
    and iCE game state (the model, its config, dataset record and training
-   history stay), which is what keeps each file under 5 MB.
+   history stay), which is what keeps each file under 5 MB
+   (:mod:`invaudit.zoo.pack`).
 3. The packed file is measured with the toolkit's own probe audit
    (``invaudit attack --method probe``, its Table 2 defaults: 60k training
    examples, 10 epochs); the oracle's test accuracy is the trainer's last
    epoch measurement on the full test split.
-4. ``invaudit/zoo/models/NAME.json`` is the card.
+4. ``invaudit/zoo/models/NAME.json`` is the card (:mod:`invaudit.zoo.cards`).
+
+Reading, checking and packing checkpoints and writing cards are library code;
+this script keeps the choices: which recipes, train or reuse, the probe runs.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -31,6 +36,7 @@ import shlex
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,16 +45,27 @@ sys.path.insert(0, str(REPO / "experiments"))
 
 from zoo_recipes import BY_NAME, RECIPES, Recipe, recipe_mismatches  # noqa: E402
 
-from invaudit.attacks.oracle import file_sha256 as sha256  # noqa: E402
+from invaudit.atomic import file_sha256 as sha256  # noqa: E402
+from invaudit.errors import InvauditError  # noqa: E402
+from invaudit.zoo.cards import make_card, write_card  # noqa: E402
+from invaudit.zoo.pack import check_finished, pack_checkpoint, read_training_checkpoint  # noqa: E402
 
 ZOO = REPO / "invaudit" / "zoo" / "models"
 #: Where the cards say training ran, unless --hardware says otherwise.
 DEFAULT_HARDWARE = f"{platform.machine()} CPU machine with 2 cores, shared with other jobs"
-LIMIT_BYTES = 5 * 1024 * 1024
 
 
 class BuildError(Exception):
     """A recipe that cannot be built as asked; the message is one line."""
+
+
+@contextlib.contextmanager
+def as_build_error() -> Iterator[None]:
+    """The library's one-line errors, raised again as :class:`BuildError`."""
+    try:
+        yield
+    except InvauditError as err:
+        raise BuildError(str(err)) from None
 
 
 def log(text: str) -> None:
@@ -71,8 +88,6 @@ def invaudit(*args: str, log_path: Path | None = None) -> None:
 
 def full_checkpoint(recipe: Recipe, work: Path, data_dir: str, train: bool) -> dict[str, Any]:
     """The recipe's finished training checkpoint, trained now if asked and missing."""
-    import torch
-
     path = work / f"{recipe.name}.pt"
     if not path.exists():
         if not train:
@@ -82,29 +97,20 @@ def full_checkpoint(recipe: Recipe, work: Path, data_dir: str, train: bool) -> d
             "--device", "cpu", "--no-progress", "--out", str(path),
             log_path=work / f"{recipe.name}.log",
         )  # fmt: skip
-    payload = torch.load(path, map_location="cpu", weights_only=True)
-    training = payload["training"]
-    wrong = recipe_mismatches(recipe, training["settings"])
+    with as_build_error():
+        payload = read_training_checkpoint(path)
+    wrong = recipe_mismatches(recipe, payload["training"]["settings"])
     if wrong:
         raise BuildError(f"{path} was not trained by the recipe: {'; '.join(wrong)}")
-    if training["epochs_done"] != training["settings"]["epochs"]:
-        raise BuildError(
-            f"{path} stopped after {training['epochs_done']} of "
-            f"{training['settings']['epochs']} epochs; resume it with --resume"
-        )
+    with as_build_error():
+        check_finished(payload, path)
     return payload
 
 
 def pack(payload: dict[str, Any], name: str) -> Path:
     """The model-only checkpoint in the zoo folder (atomic write)."""
-    from invaudit.models.checkpoint import save_checkpoint
-
-    slim = {k: v for k, v in payload.items() if k != "train_state"}
-    out = ZOO / f"{name}.pt"
-    save_checkpoint(out, slim)
-    if out.stat().st_size > LIMIT_BYTES:
-        raise BuildError(f"{out} is {out.stat().st_size} bytes, over the 5 MB limit")
-    return out
+    with as_build_error():
+        return pack_checkpoint(payload, ZOO / f"{name}.pt")
 
 
 def probe(packed: Path, name: str, work: Path, data_dir: str) -> dict[str, Any]:
@@ -128,20 +134,6 @@ def shown(path: Path) -> str:
     return os.path.relpath(path, REPO) if path.resolve().is_relative_to(REPO) else str(path)
 
 
-def data_text(dataset: dict[str, Any]) -> str:
-    opts = dataset.get("options", {})
-    if dataset["name"] == "spheres":
-        return (
-            f"adversarial spheres, d={opts['dim']}, R1={opts['radii'][0]:g}, "
-            f"R2={opts['radii'][1]:g}: {opts['n_train']:,} training points sampled with seed "
-            f"{opts['seed']}, holdout {opts['n_test']:,} points from the holdout stream"
-        )
-    return (
-        f"{dataset['name']} training split ({opts['n_train']:,} images), test split "
-        f"({opts['n_test']:,} images), pixels k/255"
-    )
-
-
 def card(
     recipe: Recipe,
     payload: dict[str, Any],
@@ -149,53 +141,12 @@ def card(
     probed: dict[str, Any] | None,
     hardware: str,
 ) -> dict[str, Any]:
-    training = payload["training"]
-    last = training["history"][-1]
-    if probed is not None:
-        measured = probed["metrics"]
-        metrics = {
-            "logit_test_error": measured["decision_test_error"],
-            "logit_train_error": measured["decision_train_error"],
-            "probe_nuisance_test_error": measured["nuisance_error"],
-            "probe_nuisance_train_error": measured["nuisance_train_error"],
-            "probe_command": probed["command"],
-        }
-    else:  # the oracle: the trainer's own test measurement after the last epoch
-        metrics = {
-            "logit_test_error": 1 - last["logit_test_acc"],
-            "logit_train_error": None,
-            "probe_nuisance_test_error": None,
-            "probe_nuisance_train_error": None,
-            "probe_command": None,
-        }
-    notes = (
-        "Logit errors are argmax z_s of this file on the whole test split and on the "
-        f"{measured['n_train']:,} training examples the probe fitted on (a seeded subset where "
-        "the training split is larger); probe errors come from a fresh MLP fitted on the "
-        "frozen z_n of those examples (the probe audit)."
-        if probed is not None
-        else "Test error measured by the trainer on the full test split after the last "
-        "epoch (oracle-cnn has no z_n to probe)."
-    )
-    return {
-        "name": recipe.name,
-        "summary": recipe.summary,
-        "role": recipe.role,
-        "dataset": payload["dataset"]["name"],
-        "arch": payload["arch"],
-        "loss": payload.get("loss"),
-        "file": packed.name,
-        "sha256": sha256(packed),
-        "bytes": packed.stat().st_size,
-        "command": recipe.command(),
-        "data": data_text(payload["dataset"]),
-        "epochs": training["epochs_done"],
-        "wall_seconds": round(float(training["wall_seconds"]), 1),
-        "hardware": f"{training['settings']['device']}, {training['world_size']} process(es); "
-        f"{hardware}",
-        "metrics": metrics,
-        "notes": notes,
-    }
+    """The recipe's card for ``packed`` (``probed``: :func:`probe`'s record, or None)."""
+    return make_card(
+        name=recipe.name, summary=recipe.summary, role=recipe.role, command=recipe.command(),
+        payload=payload, packed=packed, hardware=hardware, probe=probed,
+        probe_command=None if probed is None else probed["command"],
+    )  # fmt: skip
 
 
 def build(recipe: Recipe, args: argparse.Namespace) -> dict[str, Any]:
@@ -206,7 +157,8 @@ def build(recipe: Recipe, args: argparse.Namespace) -> dict[str, Any]:
     if recipe.role == "classifier":
         probed = probe(packed, recipe.name, args.work, args.data_dir)
     entry = card(recipe, payload, packed, probed, args.hardware)
-    (ZOO / f"{recipe.name}.json").write_text(json.dumps(entry, indent=2) + "\n")
+    with as_build_error():
+        write_card(entry, ZOO)
     log(f"[{recipe.name}] card: {json.dumps(entry['metrics'])}")
     return {"card": entry, "probe": probed, "payload_training": payload["training"]}
 

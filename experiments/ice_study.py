@@ -11,18 +11,20 @@ snapshot of every epoch (the curves); the full probe on the final checkpoint
 every finished variant in ``--work``.
 
 Each variant trains in *one* ``invaudit train`` call with the final
-``--epochs``; the runner hard-links the checkpoint each time the trainer
-rewrites it (after every epoch) to get the per-epoch snapshots, so each
-variant costs one process start and its schedule is the one of its final
-length from the first epoch on.
+``--epochs`` and ``--snapshots WORK/NAME/snapshots``: the trainer keeps every
+epoch's checkpoint there as ``epoch-N.pt``, so each variant costs one process
+start and its schedule is the one of its final length from the first epoch on.
+(Work folders of older runners kept them as ``WORK/NAME/model.epochN.pt``;
+those are read too.)
 
 Resuming: a finished variant (``WORK/NAME/result.json`` made with the same
 configuration) is skipped unless ``--force``; a variant killed half-way
 continues its checkpoint with ``--resume`` and reuses finished probes;
 ``--doc-only`` rewrites the doc from ``WORK`` without training anything.
-A variant whose flags ``invaudit train --help`` does not list (or whose
-``--set`` keys the architecture lacks) is skipped with a note, recorded in
-the doc as "not run".
+A variant ``invaudit train`` refuses (a flag it lacks, a ``--set`` key the
+architecture lacks) fails like any other failed run: ``WORK/NAME/failed.json``
+holds the command's last line, the doc lists it under "Not run", the others
+go on, and the runner exits 1.
 """
 
 from __future__ import annotations
@@ -35,7 +37,6 @@ import json
 import math
 import os
 import platform
-import re
 import shlex
 import shutil
 import subprocess
@@ -51,6 +52,11 @@ from typing import Any
 PROG = "ice_study"
 SCRIPT = "experiments/ice_study.py"
 REPO = Path(__file__).resolve().parents[1]
+# zoo_recipes, a sibling experiment module, says whether a checkpoint's settings
+# are the ones a command line trains.
+sys.path.insert(0, str(REPO / "experiments"))
+
+from zoo_recipes import Recipe, recipe_mismatches  # noqa: E402
 
 
 @dataclass
@@ -63,7 +69,7 @@ class Variant:
 
 
 #: The variants of issue 6 that the CLI can express.  Add a line to add a variant;
-#: one whose flags ``invaudit train --help`` lacks is skipped with a note.
+#: one whose flags ``invaudit train`` lacks fails with the CLI's own message.
 VARIANTS: list[Variant] = [
     Variant("ce", "cross-entropy only (baseline)", ["--loss", "ce"]),
     Variant(
@@ -193,6 +199,9 @@ CURVE_KEYS = (
     "mi_lower_bound_bits_nuisance",
     "mi_lower_bound_bits_logit",
 )
+
+#: The folder in WORK/NAME where ``invaudit train --snapshots`` keeps every epoch.
+SNAPSHOTS = "snapshots"
 
 _PRINT_LOCK = threading.Lock()
 
@@ -413,129 +422,6 @@ class CLI:
         return rc, buffer.getvalue()
 
 
-def flags_from_help(text: str) -> set[str]:
-    """The long flags of a click ``--help`` page (option column only)."""
-    flags: set[str] = set()
-    for line in text.splitlines():
-        stripped = line.strip()
-        if not stripped.startswith("-"):
-            continue
-        column = re.split(r"\s{2,}", stripped)[0]
-        flags.update(re.findall(r"(?<![\w-])--[a-z0-9][a-z0-9-]*", column))
-    return flags
-
-
-def variant_flags(args: Sequence[str]) -> list[str]:
-    return [a.split("=", 1)[0] for a in args if a.startswith("--")]
-
-
-def set_keys(args: Sequence[str]) -> list[str]:
-    keys = []
-    for i, a in enumerate(args):
-        if a == "--set" and i + 1 < len(args):
-            keys.append(args[i + 1].partition("=")[0])
-        elif a.startswith("--set="):
-            keys.append(a[len("--set=") :].partition("=")[0])
-    return keys
-
-
-def arch_of(args: Sequence[str], dataset: str) -> str:
-    from invaudit.cli import DEFAULT_ARCH
-
-    for i, a in enumerate(args):
-        if a == "--arch" and i + 1 < len(args):
-            return args[i + 1]
-        if a.startswith("--arch="):
-            return a.split("=", 1)[1]
-    return DEFAULT_ARCH[dataset]
-
-
-def why_not_runnable(variant: Variant, flags: set[str], opts: argparse.Namespace) -> str | None:
-    """None when ``invaudit train`` can run the variant, else the reason (one line)."""
-    missing = [f for f in variant_flags(variant.train_args) if f not in flags]
-    if missing:
-        return f"not run: flag missing ({', '.join(missing)} not in `invaudit train --help`)"
-    from invaudit.models import ARCHS, default_config
-
-    extra = shlex.split(opts.extra_train_args)
-    arch = arch_of([*extra, *variant.train_args], opts.dataset)
-    if arch in ARCHS:
-        lacking = [k for k in set_keys(variant.train_args) if k not in default_config(arch)]
-        if lacking:
-            return f"not run: {arch} has no config key {', '.join(lacking)}"
-    return None
-
-
-# -- per-epoch snapshots --------------------------------------------------------------------
-class Snapshotter:
-    """Keeps every version of a checkpoint the trainer writes (atomically) while it runs.
-
-    Each rewrite is a new file moved over the old one; a hard link to it (a
-    copy where links are refused) keeps that epoch's complete checkpoint.
-    """
-
-    def __init__(self, checkpoint: Path, interval: float = 0.01) -> None:
-        self.checkpoint = checkpoint
-        self.interval = interval
-        self._stop = threading.Event()
-        self._seen: tuple[int, int, int] | None = None
-        self._count = 0
-        self._thread = threading.Thread(target=self._loop, daemon=True)
-
-    def __enter__(self) -> Snapshotter:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join()
-        self._poll()
-
-    def _loop(self) -> None:
-        while not self._stop.is_set():
-            self._poll()
-            self._stop.wait(self.interval)
-
-    def _poll(self) -> None:
-        try:
-            st = os.stat(self.checkpoint)
-        except FileNotFoundError:
-            return
-        key = (st.st_ino, st.st_mtime_ns, st.st_size)
-        if key == self._seen:
-            return
-        self._count += 1
-        target = self.checkpoint.parent / f".snap-{os.getpid()}-{time.time_ns()}-{self._count}.pt"
-        try:
-            os.link(self.checkpoint, target)
-        except FileNotFoundError:
-            return
-        except OSError:
-            try:
-                shutil.copyfile(self.checkpoint, target)
-            except FileNotFoundError:
-                return
-        st = os.stat(target)
-        self._seen = (st.st_ino, st.st_mtime_ns, st.st_size)
-
-
-def file_snapshots(folder: Path) -> None:
-    """Name each ``.snap-*.pt`` after the epochs it holds: ``model.epochK.pt``."""
-    from invaudit.models.checkpoint import read_checkpoint
-
-    for snap in sorted(folder.glob(".snap-*.pt")):
-        try:
-            done = int(read_checkpoint(snap)["training"]["epochs_done"])
-        except Exception:  # noqa: BLE001 - an unreadable leftover is dropped, not fatal
-            snap.unlink(missing_ok=True)
-            continue
-        target = folder / f"model.epoch{done}.pt"
-        if target.exists():
-            snap.unlink()
-        else:
-            os.replace(snap, target)
-
-
 # -- one variant ----------------------------------------------------------------------------
 def write_json(path: Path, data: Any) -> None:
     from invaudit.atomic import write_atomic
@@ -603,11 +489,17 @@ def train_argv(variant: Variant, opts: argparse.Namespace, checkpoint: Path) -> 
     return [*argv, *data_args(opts), *shlex.split(opts.extra_train_args), *variant.train_args]
 
 
+def snapshot_of(folder: Path, epoch: int) -> Path | None:
+    """The checkpoint of ``epoch`` that training kept in a variant's folder, if any:
+    ``snapshots/epoch-N.pt`` (``--snapshots``), or ``model.epochN.pt`` of older runners."""
+    for path in (folder / SNAPSHOTS / f"epoch-{epoch}.pt", folder / f"model.epoch{epoch}.pt"):
+        if path.is_file():
+            return path
+    return None
+
+
 def settings_mismatches(argv: list[str], stored: dict[str, Any]) -> list[str]:
     """How a checkpoint's stored settings differ from what ``invaudit`` ``argv`` trains."""
-    sys.path.insert(0, str(REPO / "experiments"))
-    from zoo_recipes import Recipe, recipe_mismatches
-
     args = list(argv[1:])  # drop "train"; --out is set again by the recipe
     at = args.index("--out")
     del args[at : at + 2]
@@ -695,7 +587,6 @@ def run_variant(
     write_json(folder / "config.json", config)
     checkpoint = folder / "model.pt"
     tag = f"[{variant.name}]"
-    file_snapshots(folder)  # leftovers of a killed run
 
     done = 0
     argv = train_argv(variant, opts, checkpoint)
@@ -713,9 +604,7 @@ def run_variant(
             note(f"{tag} resuming training after epoch {done} of {opts.epochs}")
         else:
             note(f"{tag} training {opts.epochs} epoch(s): {shlex.join(variant.train_args)}")
-        with Snapshotter(checkpoint):
-            cli.run(argv, log)
-        file_snapshots(folder)
+        cli.run([*argv, "--snapshots", str(folder / SNAPSHOTS)], log)
     payload = read_checkpoint(checkpoint)
     history = payload["training"]["history"]
     if len(history) != opts.epochs:
@@ -746,8 +635,8 @@ def run_variant(
             "seconds": row.get("seconds"),
             "probe": None,
         }
-        snap = folder / f"model.epoch{epoch}.pt"
-        if snap.exists():
+        snap = snapshot_of(folder, epoch)
+        if snap is not None:
             metrics = run_probe(cli, snap, folder / f"probe-epoch{epoch}", curve_opts, opts, log)
             probe_seconds += metrics["_seconds"]
             point["probe"] = {k: metrics[k] for k in CURVE_KEYS}
@@ -758,8 +647,8 @@ def run_variant(
             )
         else:
             note(
-                f"{tag} epoch {epoch}: no snapshot (trained before this run, or killed "
-                "mid-way); no curve probe"
+                f"{tag} epoch {epoch}: no snapshot (trained without --snapshots, e.g. a "
+                "checkpoint placed by hand); no curve probe"
             )
         curve.append(point)
 
@@ -796,7 +685,12 @@ def run_variant(
         "wall_seconds": train_seconds + probe_seconds,
         "curve": curve,
         "commands": {
-            "train": ["invaudit", *train_argv(variant, opts, checkpoint)],
+            "train": [
+                "invaudit",
+                *train_argv(variant, opts, checkpoint),
+                "--snapshots",
+                str(folder / SNAPSHOTS),
+            ],
             "final_probe": [
                 "invaudit",
                 *probe_argv(checkpoint, folder / "probe-final", final_opts, opts),
@@ -1007,7 +901,7 @@ def write_figures(rows: list[dict[str, Any]], folder: Path) -> list[tuple[str, s
     import matplotlib
     from matplotlib.figure import Figure
 
-    from invaudit.reports.figures import PAPER_RC, save_png
+    from invaudit.figures import PAPER_RC, save_png
 
     written = []
     for name, title, key, ylabel, target in figure_specs():
@@ -1155,51 +1049,52 @@ def check_finite(result: dict[str, Any]) -> None:
             raise StudyError(f"{result['name']}: {key} is not finite")
 
 
-def study(opts: argparse.Namespace, variants: list[Variant], invocation: str) -> int:
+def finished_before(folder: Path, config: dict[str, Any], opts: argparse.Namespace) -> bool:
+    """Whether ``folder`` holds a result made with this configuration and these probes
+    (a result made otherwise is removed)."""
+    result_path = folder / "result.json"
+    if not result_path.exists():
+        return False
+    result = read_json(result_path)
+    if (
+        result.get("config") == config
+        and result.get("curve_probe") == probe_options(opts, final=False)
+        and result.get("final_probe") == probe_options(opts, final=True)
+    ):
+        return True
+    result_path.unlink()
+    return False
+
+
+def pending(variants: list[Variant], opts: argparse.Namespace) -> list[Variant]:
+    """The variants to (re)run; a StudyError when WORK holds one trained otherwise."""
     work = Path(opts.work)
-    cli = CLI(opts.in_process)
-    note(f"reading `invaudit train --help` ({'in process' if opts.in_process else sys.executable})")
-    flags = flags_from_help(cli.run(["train", "--help"], work / "help.log"))
-
-    runnable: list[Variant] = []
-    for v in variants:
-        folder = work / v.name
-        reason = why_not_runnable(v, flags, opts)
-        if reason is not None:
-            note(f"[{v.name}] {reason}")
-            write_json(folder / "skipped.json", {"name": v.name, "reason": reason})
-            continue
-        (folder / "skipped.json").unlink(missing_ok=True)
-        if opts.force and folder.exists():
-            shutil.rmtree(folder)
-        runnable.append(v)
-
     todo: list[Variant] = []
     conflicts = []
-    for v in runnable:
+    for v in variants:
         folder = work / v.name
+        if opts.force and folder.exists():
+            shutil.rmtree(folder)
+        (folder / "skipped.json").unlink(missing_ok=True)  # left by older runners
         config = training_config(v, opts)
         if (folder / "config.json").exists() and read_json(folder / "config.json") != config:
             conflicts.append(v.name)
-            continue
-        result_path = folder / "result.json"
-        if result_path.exists():
-            result = read_json(result_path)
-            if (
-                result.get("config") == config
-                and result.get("curve_probe") == probe_options(opts, final=False)
-                and result.get("final_probe") == probe_options(opts, final=True)
-            ):
-                note(f"[{v.name}] finished before: skipped (--force retrains)")
-                continue
-            result_path.unlink()
-        todo.append(v)
+        elif finished_before(folder, config, opts):
+            note(f"[{v.name}] finished before: skipped (--force retrains)")
+        else:
+            todo.append(v)
     if conflicts:
         raise StudyError(
             f"{', '.join(conflicts)} in {work} were trained with another configuration; "
             "pass --force to retrain or choose another --work"
         )
+    return todo
 
+
+def study(opts: argparse.Namespace, variants: list[Variant], invocation: str) -> int:
+    work = Path(opts.work)
+    cli = CLI(opts.in_process)
+    todo = pending(variants, opts)
     failures = []
 
     def one(v: Variant) -> None:

@@ -10,11 +10,8 @@ loader workers): :func:`recipe_mismatches` says which fields differ.
 from __future__ import annotations
 
 import shlex
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
-
-#: TrainSettings fields that say where a run happened, not what it computed.
-PLACE_FIELDS = ("device", "data_dir", "download", "workers")
 
 
 @dataclass(frozen=True)
@@ -84,37 +81,19 @@ BY_NAME = {r.name: r for r in RECIPES}
 
 def recipe_settings(recipe: Recipe) -> dict[str, Any]:
     """The TrainSettings (as a dict) that ``invaudit train`` builds from the recipe."""
-    from invaudit.cli import settings_from_options, train
+    from invaudit.cli import settings_from_train_args
 
-    ctx = train.make_context("train", [*recipe.train_args, "--out", "unused.pt"])
-    return _plain(asdict(settings_from_options(ctx.params)))
+    return settings_from_train_args(recipe.train_args).as_dict()
 
 
 def recipe_mismatches(recipe: Recipe, stored: dict[str, Any]) -> list[str]:
-    """``field: stored != recipe`` for every recipe field a checkpoint's settings differ in.
+    """``field: stored != recipe`` for every recipe field a checkpoint's settings differ in,
+    except where the run happened (``invaudit.training.settings.PLACE_FIELDS``).
 
     Settings saved before an option existed lack its key; they are read with
     that option's default, which is what the run used.
     """
-    from invaudit.training.losses import ICEConfig
-    from invaudit.training.trainer import LEGACY_SETTINGS
+    from invaudit.cli import settings_from_train_args
+    from invaudit.training.settings import settings_mismatches
 
-    wanted = recipe_settings(recipe)
-    have = {**LEGACY_SETTINGS, **stored}
-    have["ice"] = _plain(asdict(ICEConfig(**have.get("ice", {}))))
-    out = []
-    for key, value in wanted.items():
-        if key in PLACE_FIELDS:
-            continue
-        if _plain(have.get(key)) != value:
-            out.append(f"{key}: {have.get(key)!r} != {value!r}")
-    return out
-
-
-def _plain(value: Any) -> Any:
-    """Tuples as lists and dicts recursively, so stored JSON-like data compares equal."""
-    if isinstance(value, dict):
-        return {k: _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    return value
+    return settings_mismatches(stored, settings_from_train_args(recipe.train_args))

@@ -9,9 +9,8 @@ from __future__ import annotations
 import os
 from typing import TYPE_CHECKING, Any
 
-__version__ = "0.1.0"
-
-from .errors import InvauditError  # noqa: E402
+from ._version import __version__
+from .errors import InvauditError
 
 if TYPE_CHECKING:
     from .models import Model, build

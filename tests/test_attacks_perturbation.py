@@ -19,10 +19,10 @@ from torch import nn
 from torch.utils.data import TensorDataset
 
 from invaudit.attacks.base import AuditContext
+from invaudit.attacks.eps_figures import figures
+from invaudit.attacks.epsilons import default_epsilons
 from invaudit.attacks.perturbation import (
     ATTACKS,
-    default_epsilons,
-    figures,
     run_cw_l2,
     run_deepfool_l2,
     run_deepfool_linf,
@@ -386,6 +386,9 @@ def test_invertible_classifier_is_attacked_through_its_logits():
 def test_registry_entries_match_their_run_functions():
     names = [a.name for a in ATTACKS]
     assert names == ["fgsm", "pgd-linf", "pgd-l2", "deepfool-l2", "deepfool-linf", "cw-l2"]
+    norms = {a.name: a.norm for a in ATTACKS}
+    assert norms == {"fgsm": "linf", "pgd-linf": "linf", "pgd-l2": "l2", "deepfool-l2": "l2",
+                     "deepfool-linf": "linf", "cw-l2": "l2"}  # fmt: skip
     for attack in ATTACKS:
         assert attack.kind == "sensitivity" and not attack.needs_invertible
         assert attack.datasets is None and "\n" not in attack.summary

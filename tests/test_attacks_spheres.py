@@ -12,14 +12,11 @@ from conftest import randomize
 from torch.utils.data import TensorDataset
 
 from invaudit.attacks.base import AuditContext
+from invaudit.attacks.boundary import ATTACK as BOUNDARY
+from invaudit.attacks.boundary import orthonormal_basis, run_boundary
+from invaudit.attacks.misaligned import ATTACK as MISALIGNED
+from invaudit.attacks.misaligned import run_misaligned, shift_last_coordinate
 from invaudit.attacks.oracle import SpheresOracle
-from invaudit.attacks.spheres import (
-    ATTACKS,
-    orthonormal_basis,
-    run_boundary,
-    run_misaligned,
-    shift_last_coordinate,
-)
 from invaudit.data.audit import AuditData
 from invaudit.data.spheres import spheres_splits
 from invaudit.errors import ConfigError
@@ -108,7 +105,7 @@ def test_shift_moves_only_the_last_coordinate():
 
 def test_misaligned_figure_renders():
     result = run_misaligned(context(spheres_data(20, n_train=8, n_test=200)))
-    figures = ATTACKS[0].figures(result)
+    figures = MISALIGNED.figures(result)
     assert set(figures) == {"misaligned"}
     figures["misaligned"].savefig(io.BytesIO(), format="png")
 
@@ -188,7 +185,7 @@ def test_boundary_grids_follow_the_radius_rule(fc_result):
 
 
 def test_boundary_figure_renders(fc_result):
-    figures = ATTACKS[1].figures(fc_result)
+    figures = BOUNDARY.figures(fc_result)
     assert set(figures) == {"boundary"}
     fig = figures["boundary"]
     assert len(fig.axes) == 4
@@ -266,9 +263,9 @@ def test_boundary_needs_both_classes():
 
 
 def test_registry_entries_match_their_functions():
-    by_name = {a.name: a for a in ATTACKS}
+    by_name = {a.name: a for a in (MISALIGNED, BOUNDARY)}
     assert set(by_name) == {"misaligned", "boundary"}
-    for attack in ATTACKS:
+    for attack in by_name.values():
         assert attack.kind == "invariance" and attack.datasets == ("spheres",)
         params = inspect.signature(attack.run).parameters
         keyword = {k: p.default for k, p in params.items() if p.kind is p.KEYWORD_ONLY}

@@ -15,8 +15,10 @@ import click
 import pytest
 from click.testing import CliRunner
 
-from invaudit.cli import EXAMPLES, INDEPENDENCE, MLE_SCOPES, NUISANCE_OBJECTIVES, main
-from invaudit.cli_options import METHOD_NAMES, SUITE_NAMES
+from invaudit.cli import main
+from invaudit.cli.app import EXAMPLES
+from invaudit.cli.options import SUITE_NAMES
+from invaudit.cli.train import DATASETS, INDEPENDENCE, MLE_SCOPES, NUISANCE_OBJECTIVES
 from invaudit.progress import BarProgress, EpochProgress
 
 HEAVY = ("torch", "torchvision", "foolbox", "pandas", "matplotlib", "numpy")
@@ -46,15 +48,29 @@ def test_every_command_shows_an_example_that_parses(name: str) -> None:
 
 
 def test_the_copied_names_match_their_registries() -> None:
-    from invaudit.attacks import ATTACKS
     from invaudit.reports.suite import SUITE_NAMES as suites
     from invaudit.training import losses
+    from invaudit.training.settings import DEFAULT_ARCH
 
-    assert METHOD_NAMES == tuple(ATTACKS)
+    assert DATASETS == tuple(DEFAULT_ARCH)
     assert SUITE_NAMES == tuple(suites)
     assert INDEPENDENCE == tuple(losses.INDEPENDENCE)
     assert NUISANCE_OBJECTIVES == tuple(losses.NUISANCE_OBJECTIVES)
     assert MLE_SCOPES == tuple(losses.MLE_SCOPES)
+
+
+def test_methods_lists_every_registered_attack() -> None:
+    """`invaudit methods` reads the registry, so a new attack needs no CLI edit."""
+    from invaudit.attacks import ATTACKS
+
+    result = CliRunner().invoke(main, ["methods"])
+    assert result.exit_code == 0, result.output
+    listed = [
+        line.split(" ", 1)[0] for line in result.output.splitlines() if not line.startswith(" ")
+    ]
+    assert listed == list(ATTACKS)
+    assert "pgd-linf (sensitivity, linf; any model" in result.output
+    assert "metamer (invariance; needs F^-1" in result.output
 
 
 def _public_methods(cls: type) -> set[str]:

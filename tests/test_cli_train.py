@@ -54,6 +54,25 @@ def test_existing_output_is_never_overwritten_without_resume(tmp_path) -> None:
     assert out.read_bytes() == b"precious"
 
 
+def test_snapshots_keep_every_epoch_beside_out(tmp_path) -> None:
+    out, snapshots = tmp_path / "s.pt", tmp_path / "snaps"
+    args = [*SPHERES, "--n-train", "500", "--epochs", "2", "--out", str(out)]
+    result = CliRunner().invoke(main, [*args, "--snapshots", str(snapshots)])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in snapshots.iterdir()) == ["epoch-1.pt", "epoch-2.pt"]
+    assert read_checkpoint(snapshots / "epoch-1.pt")["training"]["epochs_done"] == 1
+    assert "--snapshots DIR" in CliRunner().invoke(main, ["train", "--help"]).output
+
+
+def test_snapshots_into_a_file_is_refused_before_training(tmp_path) -> None:
+    out, not_a_folder = tmp_path / "s.pt", tmp_path / "file"
+    not_a_folder.write_bytes(b"precious")
+    args = [*SPHERES, "--epochs", "1", "--out", str(out), "--snapshots", str(not_a_folder)]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert not out.exists() and not_a_folder.read_bytes() == b"precious"
+
+
 @pytest.mark.parametrize(
     "extra, fragment",
     [

@@ -6,6 +6,7 @@ import importlib.util
 import json
 import math
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -62,7 +63,8 @@ def _tiny(work: Path, doc: Path, *extra: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def tiny_study(tmp_path_factory):
-    """One tiny study: two real variants and one whose flag `invaudit train` lacks."""
+    """One tiny study: two real variants and one whose flag `invaudit train` lacks
+    (it fails, so the study exits 1 after running the others)."""
     root = tmp_path_factory.mktemp("ice-study")
     work, doc = root / "work", root / "docs" / "ice-study.md"
     fake = study.Variant(MISSING, "needs a flag nobody has", ["--loss", "ice", "--no-such-flag"])
@@ -88,7 +90,7 @@ def _error(value) -> bool:
 
 def test_every_variant_has_a_complete_result(tiny_study) -> None:
     work, _, rc = tiny_study
-    assert rc == 0
+    assert rc == 1  # the variant with a flag nobody has failed; the others ran
     for name in RUN:
         r = json.loads((work / name / "result.json").read_text())
         assert r["name"] == name and r["epochs"] == EPOCHS
@@ -122,10 +124,13 @@ def test_every_variant_has_a_complete_result(tiny_study) -> None:
         assert r["curve"][-1]["probe"]["decision_test_error"] == pytest.approx(
             r["logit_test_error"]
         )
-        assert (work / name / f"model.epoch{EPOCHS}.pt").exists()
-        assert not list((work / name).glob(".snap-*"))
-    skipped = json.loads((work / MISSING / "skipped.json").read_text())
-    assert "flag missing" in skipped["reason"] and "--no-such-flag" in skipped["reason"]
+        snapshots = work / name / "snapshots"
+        assert sorted(p.name for p in snapshots.iterdir()) == [
+            f"epoch-{n}.pt" for n in range(1, EPOCHS + 1)
+        ]
+        assert r["commands"]["train"][-2:] == ["--snapshots", str(snapshots)]
+    failed = json.loads((work / MISSING / "failed.json").read_text())
+    assert "exited 2" in failed["reason"] and "--no-such-flag" in failed["reason"]
     assert not (work / MISSING / "result.json").exists()
 
 
@@ -136,7 +141,7 @@ def test_doc_has_one_row_per_variant_and_its_figures(tiny_study) -> None:
     assert names[0] == "ce" and sorted(names) == sorted(RUN)
     assert "| *paper* |" in text and "27.70" in text
     assert "Not met at the issue's scale" in text  # spheres is never the issue's scale
-    assert f"`{MISSING}`: not run: flag missing" in text
+    assert re.search(rf"`{MISSING}`: failed: .*--no-such-flag", text)
     assert "torch " in text and "cores" in text and "--variants" in text
     figures = re.findall(r"!\[[^\]]*\]\(([^)]+)\)", text)
     assert len(figures) >= 2
@@ -153,7 +158,7 @@ def test_doc_only_and_rerun_train_nothing(tiny_study) -> None:
     doc.unlink()
     assert study.main(_tiny(work, doc, "--doc-only")) == 0
     assert _table_names(doc) == rows
-    assert study.main(_tiny(work, doc)) == 0  # finished variants are skipped
+    assert study.main(_tiny(work, doc)) == 1  # finished variants are skipped, MISSING fails
     assert _table_names(doc) == rows
     assert _checkpoint_mtimes(work) == before
 
@@ -181,22 +186,6 @@ def test_unknown_variant_is_one_line_and_nonzero(tmp_path) -> None:
     assert not (tmp_path / "w").exists() and not (tmp_path / "d.md").exists()
 
 
-def test_flags_are_read_from_the_option_column() -> None:
-    text = (
-        "Options:\n"
-        "  --normalize-nuisance / --no-normalize-nuisance\n"
-        "                                  iCE: divide (see --bogus-mention).\n"
-        "  --resume                        Continue; --out is mentioned here.\n"
-        "  -h, --help                      Show this message and exit.\n"
-    )
-    assert study.flags_from_help(text) == {
-        "--normalize-nuisance",
-        "--no-normalize-nuisance",
-        "--resume",
-        "--help",
-    }
-
-
 def test_a_checkpoint_placed_by_hand_counts_only_if_its_command_matches(tiny_study) -> None:
     work, _, _ = tiny_study
     opts = study.build_parser().parse_args(_tiny(work, work / "unused.md"))
@@ -219,3 +208,37 @@ def _settings(path: Path) -> dict:
     from invaudit.models.checkpoint import read_checkpoint
 
     return read_checkpoint(path)["training"]["settings"]
+
+
+def test_a_killed_variant_resumes_and_keeps_its_earlier_snapshots(tiny_study, tmp_path) -> None:
+    """Killed after epoch 1: the rerun continues with --resume and adds epoch 2's snapshot."""
+    work, _, _ = tiny_study
+    again = tmp_path / "work"
+    shutil.copytree(work / "ce", again / "ce")
+    snapshots = again / "ce" / "snapshots"
+    shutil.copyfile(snapshots / "epoch-1.pt", again / "ce" / "model.pt")
+    (snapshots / "epoch-2.pt").unlink()
+    (again / "ce" / "result.json").unlink()
+    first = (snapshots / "epoch-1.pt").read_bytes()
+    args = _tiny(again, tmp_path / "doc.md")
+    args[args.index("--variants") + 1] = "ce"
+    assert study.main(args) == 0
+    assert "--resume" in (again / "ce" / "log.txt").read_text()
+    assert (snapshots / "epoch-1.pt").read_bytes() == first
+    assert _settings_epochs(snapshots / "epoch-2.pt") == 2
+    assert json.loads((again / "ce" / "result.json").read_text())["epochs"] == EPOCHS
+
+
+def test_snapshots_of_older_runners_are_read(tmp_path) -> None:
+    (tmp_path / "model.epoch1.pt").write_bytes(b"")
+    (tmp_path / "snapshots").mkdir()
+    (tmp_path / "snapshots" / "epoch-2.pt").write_bytes(b"")
+    assert study.snapshot_of(tmp_path, 1) == tmp_path / "model.epoch1.pt"
+    assert study.snapshot_of(tmp_path, 2) == tmp_path / "snapshots" / "epoch-2.pt"
+    assert study.snapshot_of(tmp_path, 3) is None
+
+
+def _settings_epochs(path: Path) -> int:
+    from invaudit.models.checkpoint import read_checkpoint
+
+    return read_checkpoint(path)["training"]["epochs_done"]

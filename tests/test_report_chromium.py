@@ -17,6 +17,7 @@ import json
 import re
 import shutil
 import subprocess
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,7 @@ import pytest
 import torch
 from click.testing import CliRunner
 
-import invaudit.reports.suite as suite
+from invaudit.attacks import ATTACKS, Budget
 from invaudit.cli import main
 from invaudit.data.splits import load_splits
 from invaudit.models import build
@@ -55,13 +56,13 @@ CHECK = re.compile(r'<div id="img-check">(\d+)/(\d+)</div>')
 def small_probe_training():
     """The quick suite's probes fit on 10 000 training images (seconds of CPU per report);
     1 000 draw the same figures."""
-    quick, accuracy_n, invertibility_n = suite._PLANS["quick"]
-    smaller = tuple(
-        (method, {**options, "train_n": 1_000} if "train_n" in options else options, n)
-        for method, options, n in quick
-    )
     with pytest.MonkeyPatch.context() as mp:
-        mp.setitem(suite._PLANS, "quick", (smaller, accuracy_n, invertibility_n))
+        for name, attack in ATTACKS.items():  # each attack declares its quick budget
+            quick = attack.suites.get("quick")
+            if quick is not None and "train_n" in quick.options:
+                smaller = Budget(quick.n, {**quick.options, "train_n": 1_000})
+                suites = {**attack.suites, "quick": smaller}
+                mp.setitem(ATTACKS, name, replace(attack, suites=suites))
         yield
 
 

@@ -422,6 +422,8 @@ def test_compare_writes_one_report_per_label_and_the_tables(comparison) -> None:
     assert result.exit_code == 0, result.output
     assert "% test error" in result.stdout
     assert "ce logit" in result.stdout and "ice nuisance" in result.stdout
+    # The console ends with the story compare.md opens with (ice against ce).
+    assert "story: Each model is set against the first, ce" in result.stdout
     for name in ("compare.csv", "compare.md", "compare.html", "compare.json"):
         assert (out / name).is_file(), name
     assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["ce", "figures", "ice"]
@@ -582,8 +584,9 @@ def test_compare_md_and_html_open_with_each_models_verdict(comparison) -> None:
     md = (out / "compare.md").read_text()
     lines = md.splitlines()
     assert lines[0].startswith("# invaudit compare: ce vs ice")
-    assert lines[2].startswith("**Verdict, ce.** Excessive invariance: ")
-    assert lines[4].startswith("**Verdict, ice.** Excessive invariance: ")
+    assert lines[2].startswith("**Story.** Each model is set against the first, ce,")
+    assert lines[4].startswith("**Verdict, ce.** Excessive invariance: ")
+    assert lines[6].startswith("**Verdict, ice.** Excessive invariance: ")
     assert md.index("**Verdict, ice.**") < md.index("\n## ")
     # readable names and intervals, not raw metric keys
     audit = md.split("## Invariance and sensitivity, side by side", 1)[1].split("\n## ", 1)[0]
@@ -598,7 +601,8 @@ def test_compare_md_and_html_open_with_each_models_verdict(comparison) -> None:
         for w in record["warnings"]:
             assert f"- **{label}**: {w['name']}" in warnings
     html = (out / "compare.html").read_text()
-    assert html.index("<body>") < html.index('id="verdict"') < html.index('id="table-0"')
+    assert html.index("<body>") < html.index('id="story"') < html.index('id="verdict"')
+    assert html.index('id="verdict"') < html.index('id="table-0"')
     assert "verdict (ce): " in result.stdout and "verdict (ice): " in result.stdout
 
 

@@ -12,7 +12,7 @@ import pytest
 from matplotlib.figure import Figure
 
 from invaudit.errors import ConfigError
-from invaudit.reports.figures import save_png
+from invaudit.figures import save_png
 from invaudit.reports.render_html import compare_html, report_html
 from invaudit.reports.render_md import (
     HEADLINE_COLUMNS,

@@ -22,8 +22,9 @@ from invaudit.data.classes import FASHION_MNIST_CLASSES, class_name
 from invaudit.data.spheres import spheres_splits
 from invaudit.models import build
 from invaudit.progress import BarProgress, EpochProgress, _Bar, clock, times_text
+from invaudit.reports.formats import fmt_interval
 from invaudit.reports.gate import evaluate, gate_record, parse_check
-from invaudit.reports.intervals import fmt_interval, proportion_interval, rate_interval
+from invaudit.reports.intervals import proportion_interval, rate_interval
 from invaudit.reports.render_md import report_markdown
 from invaudit.reports.sanity import MODEL_MIN_ACCURACY, model_warnings, report_warnings
 from invaudit.reports.schema import SCHEMA, SCHEMA_VERSION, check_report
@@ -286,10 +287,10 @@ def test_pgd_moves_the_bar_at_every_gradient_step_without_changing_results(spher
     assert quiet.metrics == results[64].metrics  # the ticks change nothing
     import foolbox as fb
 
-    from invaudit.attacks.perturbation import _gradient_ticks
+    from invaudit.attacks.foolbox_adapter import gradient_ticks
 
     pgd = fb.attacks.LinfPGD(steps=2)
-    with _gradient_ticks(pgd, lambda: None):
+    with gradient_ticks(pgd, lambda: None):
         assert "value_and_grad" in vars(pgd)
     assert "value_and_grad" not in vars(pgd)  # nothing is left on the attack object
 

@@ -6,11 +6,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
+from invaudit.attacks.probe_fit import features, fit_probe
 from invaudit.data.splits import Splits
 from invaudit.errors import ConfigError
 from invaudit.models.checkpoint import load_model, read_checkpoint
 from invaudit.training.losses import FactorialGaussian, ICEConfig, bits_per_dim
-from invaudit.training.probe import features, fit_probe
 from invaudit.training.trainer import Trainer, TrainSettings
 
 

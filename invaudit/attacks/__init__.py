@@ -1,7 +1,9 @@
 """The audits, by name: invariance (metamers, interpolation, probes, spheres) and
 sensitivity (foolbox ε-attacks).
 
-Every entry is an :class:`~invaudit.attacks.base.Attack`; ``run_attack(name,
+Every entry is an :class:`~invaudit.attacks.declaration.Attack`, declared once at
+the end of its module and registered here with one line (:func:`register`); the
+suites, reports, comparison and CI gate read the declaration.  ``run_attack(name,
 ctx, **options)`` checks the name and the options before any work starts.
 """
 
@@ -10,35 +12,53 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from . import interpolation, metamer, perturbation, probe, spheres
-from .base import Attack, AttackResult, AuditContext, Progress, require_invertible
+from . import boundary, interpolation, metamer, misaligned, perturbation, probe
+from .base import AttackResult, AuditContext, Progress, require_invertible
+from .declaration import Attack, Budget, Headline, Readout
 from .oracle import ClassifierOracle, Oracle, SpheresOracle, default_oracle
 
-ATTACKS: dict[str, Attack] = {
-    a.name: a
-    for a in (
-        metamer.ATTACK,
-        interpolation.ATTACK,
-        probe.ATTACK,
-        *spheres.ATTACKS,
-        *perturbation.ATTACKS,
-    )
-}
+#: Every attack by name, in the order suites run them and reports list them.
+ATTACKS: dict[str, Attack] = {}
 
 __all__ = [
     "ATTACKS",
     "Attack",
     "AttackResult",
     "AuditContext",
+    "Budget",
     "ClassifierOracle",
+    "Headline",
     "Oracle",
     "Progress",
+    "Readout",
     "SpheresOracle",
     "check_attack",
     "default_oracle",
     "get_attack",
+    "register",
     "run_attack",
 ]
+
+
+def register(*attacks: Attack) -> None:
+    """Add each declared attack to :data:`ATTACKS` (after those already there).
+
+    Raises:
+        ValueError: an attack of that name is registered already.
+    """
+    for attack in attacks:
+        if attack.name in ATTACKS:
+            raise ValueError(f"an attack named {attack.name!r} is registered already")
+        ATTACKS[attack.name] = attack
+
+
+# The registry: one line per attack module.
+register(metamer.ATTACK)
+register(interpolation.ATTACK)
+register(probe.ATTACK)
+register(misaligned.ATTACK)
+register(boundary.ATTACK)
+register(*perturbation.ATTACKS)
 
 
 def get_attack(name: str) -> Attack:

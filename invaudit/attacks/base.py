@@ -1,17 +1,18 @@
 """The contract every audit follows: a context in, an :class:`AttackResult` out.
 
-An attack is a function ``run(ctx, **options) -> AttackResult`` registered
-under a name in :mod:`invaudit.attacks`.  The context carries the model, the
-data it was trained on, the oracle (if any) and the run's budget (``n``,
-seed, batch size, device, progress); options are keyword-only and specific to
-the attack.  Attacks never print and never write files: the CLI and the
-report builder do both from the result.
+An attack is a function ``run(ctx, *, option=default, ...) -> AttackResult``
+declared by an :class:`~invaudit.attacks.declaration.Attack` and registered under
+its name in :mod:`invaudit.attacks`.  The context carries the model, the data it
+was trained on, the oracle (if any) and the run's budget (``n``, seed, batch
+size, device, progress); options are keyword-only and specific to the attack.
+Attacks never print and never write files: the CLI and the report builder do
+both from the result.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -24,8 +25,6 @@ from ..errors import CheckpointError, ConfigError
 from ..models.classifier import InvertibleClassifier
 
 if TYPE_CHECKING:
-    from matplotlib.figure import Figure
-
     from .oracle import Oracle
 
 
@@ -150,57 +149,6 @@ def require_invertible(model: torch.nn.Module, where: str, method: str) -> Inver
             "(firevnet-fc, firevnet-mnist or firevnet-imagenet)"
         )
     return model
-
-
-@dataclass(frozen=True)
-class Attack:
-    """A registry entry.
-
-    Attributes:
-        name: what ``--method`` takes.
-        kind: ``"invariance"`` or ``"sensitivity"``.
-        run: ``run(ctx, **options) -> AttackResult``.
-        options: the keyword options ``run`` accepts, with their defaults.
-        figures: ``figures(result) -> {name: matplotlib Figure}`` (may be empty).
-        datasets: the dataset names it applies to (None: all).
-        needs_invertible: whether it needs F⁻¹ and the z_s / z_n split.
-        summary: one line for ``--help`` and reports.
-        metrics: the names of the metrics ``run`` returns, declared so a CI gate
-            can reject a check on a metric that will never exist before any
-            attack runs (a test holds every entry to its actual output).
-        norm: ``"linf"`` or ``"l2"`` for an ε-attack (what its ``epsilons`` measure),
-            None for the others.
-        rates: the metrics that are shares of a sample count, each mapped to the
-            metric holding that count (``{"invariance_success_rate": "n"}``); reports
-            state a Clopper–Pearson interval for each (:mod:`invaudit.reports.intervals`).
-            A map-valued rate (``robust_accuracy``) has one per key.
-        describe: ``describe(settings) -> str``, the summary of one run from the
-            options or settings it used (PGD's steps); None: :attr:`summary`.
-    """
-
-    name: str
-    kind: str
-    run: Callable[..., AttackResult]
-    options: dict[str, Any]
-    figures: Callable[[AttackResult], dict[str, Figure]]
-    summary: str
-    datasets: tuple[str, ...] | None = None
-    needs_invertible: bool = True
-    metrics: tuple[str, ...] = ()
-    norm: str | None = None
-    rates: Mapping[str, str] = field(default_factory=dict)
-    describe: Callable[[Mapping[str, Any]], str] | None = None
-
-    def description(self, settings: Mapping[str, Any] | None = None) -> str:
-        """What this attack did in a run with ``settings`` (its options merged with the
-        defaults); the static :attr:`summary` when it has no :attr:`describe`."""
-        if self.describe is None:
-            return self.summary
-        return self.describe({**self.options, **(settings or {})})
-
-
-def no_figures(result: AttackResult) -> dict[str, Figure]:
-    return {}
 
 
 def share(mask: torch.Tensor) -> float:

@@ -9,14 +9,14 @@ adversarial example found without any optimisation.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 
 from .base import (
     BOX_TOLERANCE,
-    Attack,
     AttackResult,
     AuditContext,
     box_excursion,
@@ -29,11 +29,36 @@ from .base import (
     require_invertible,
     share,
 )
+from .declaration import FULL, LOWER, Attack, Budget, Headline
+from .preimage import decode_pairs
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 EXAMPLES = 8
+
+
+@dataclass
+class _Metamers:
+    """Every audited example, its other-class partner and their metamer, on the CPU."""
+
+    x: torch.Tensor
+    y: torch.Tensor
+    partner: torch.Tensor
+    pred: torch.Tensor  # D on the logit source
+    x_met: torch.Tensor
+    pred_met: torch.Tensor  # D on the metamer
+    logit_match: torch.Tensor
+    oracle_met: torch.Tensor | None
+    excursion: torch.Tensor  # how far each metamer strays outside the data box (0 inside)
+
+    @property
+    def l2_logit(self) -> torch.Tensor:
+        return (self.x_met - self.x).flatten(1).norm(dim=1)
+
+    @property
+    def l2_nuisance(self) -> torch.Tensor:
+        return (self.x_met - self.x[self.partner]).flatten(1).norm(dim=1)
 
 
 def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
@@ -50,21 +75,32 @@ def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
     z = encode(ctx, model, x, label="metamer: encode")
     reconstruction = (decode(ctx, model, z) - x).abs().flatten(1).amax(1)
     z_s, z_n = model.split(z)
-    x_met = decode(ctx, model, model.merge(z_s, z_n[partner]), label="metamer: decode")
-    z_met = encode(ctx, model, x_met)
-    logit_match = (model.split(z_met)[0] - z_s).abs().amax(1)
-    pred, pred_met = z_s.argmax(1), model.split(z_met)[0].argmax(1)
-    oracle_met = oracle_labels(ctx, x_met)
-    l2_logit = (x_met - x).flatten(1).norm(dim=1)
-    l2_nuisance = (x_met - x[partner]).flatten(1).norm(dim=1)
-    # How far each metamer strays outside the data box (0 inside): F^{-1} is exact
-    # everywhere, but nothing forces it to land in the input domain.
-    excursion = box_excursion(x_met, ctx.data.bounds)
+    met = decode_pairs(ctx, model, z_s, z_n[partner], label="metamer: decode")
+    assert met.logits is not None and met.logit_match is not None
+    m = _Metamers(
+        x=x,
+        y=y,
+        partner=partner,
+        pred=z_s.argmax(1),
+        x_met=met.x,
+        pred_met=met.logits.argmax(1),
+        logit_match=met.logit_match,
+        oracle_met=oracle_labels(ctx, met.x),
+        # F^{-1} is exact everywhere, but nothing forces it to land in the input domain.
+        excursion=box_excursion(met.x, ctx.data.bounds),
+    )
+    settings = {"examples": examples, "pairing": "uniform among examples of another class"}
+    return AttackResult(
+        "metamer", _metrics(m, reconstruction), _records(m), _kept(m, examples), settings
+    )
 
-    metrics = {
+
+def _metrics(m: _Metamers, reconstruction: torch.Tensor) -> dict[str, Any]:
+    y, partner, oracle_met = m.y, m.partner, m.oracle_met
+    return {
         "n": len(y),
-        "logit_match_max_abs": float(logit_match.max()),
-        "prediction_preserved": share(pred_met == pred),
+        "logit_match_max_abs": float(m.logit_match.max()),
+        "prediction_preserved": share(m.pred_met == m.pred),
         "reconstruction_max_abs": float(reconstruction.max()),
         "oracle_agrees_logit_source": optional_share(
             None if oracle_met is None else oracle_met == y
@@ -73,50 +109,58 @@ def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
             None if oracle_met is None else oracle_met == y[partner]
         ),
         "invariance_success_rate": optional_share(
-            None if oracle_met is None else oracle_met != pred_met
+            None if oracle_met is None else oracle_met != m.pred_met
         ),
         # An image made of the two sources should look like one of them; noise does not.
         "oracle_names_a_source": optional_share(
             None if oracle_met is None else (oracle_met == y) | (oracle_met == y[partner])
         ),
-        "l2_to_logit_source": float(l2_logit.mean()),
-        "l2_to_nuisance_source": float(l2_nuisance.mean()),
-        "in_bounds_share": share(excursion == 0),
-        "bounds_excursion_mean": float(excursion.mean()),
-        "near_box_share": share(excursion <= BOX_TOLERANCE),
+        "l2_to_logit_source": float(m.l2_logit.mean()),
+        "l2_to_nuisance_source": float(m.l2_nuisance.mean()),
+        "in_bounds_share": share(m.excursion == 0),
+        "bounds_excursion_mean": float(m.excursion.mean()),
+        "near_box_share": share(m.excursion <= BOX_TOLERANCE),
     }
-    records = pd.DataFrame(
+
+
+def _records(m: _Metamers) -> pd.DataFrame:
+    y, partner = m.y, m.partner
+    return pd.DataFrame(
         {
             "index": range(len(y)),
             "nuisance_source": partner.numpy(),
             "label": y.numpy(),
             "nuisance_label": y[partner].numpy(),
-            "prediction": pred.numpy(),
-            "metamer_prediction": pred_met.numpy(),
-            "oracle_metamer": (oracle_met.numpy() if oracle_met is not None else [None] * len(y)),
-            "logit_match_abs": logit_match.numpy(),
-            "l2_to_logit_source": l2_logit.numpy(),
-            "l2_to_nuisance_source": l2_nuisance.numpy(),
-            "metamer_norm": x_met.flatten(1).norm(dim=1).numpy(),
-            "bounds_excursion": excursion.numpy(),
+            "prediction": m.pred.numpy(),
+            "metamer_prediction": m.pred_met.numpy(),
+            "oracle_metamer": (
+                m.oracle_met.numpy() if m.oracle_met is not None else [None] * len(y)
+            ),
+            "logit_match_abs": m.logit_match.numpy(),
+            "l2_to_logit_source": m.l2_logit.numpy(),
+            "l2_to_nuisance_source": m.l2_nuisance.numpy(),
+            "metamer_norm": m.x_met.flatten(1).norm(dim=1).numpy(),
+            "bounds_excursion": m.excursion.numpy(),
         }
     )
-    keep = slice(0, min(examples, len(y)))
+
+
+def _kept(m: _Metamers, examples: int) -> dict[str, torch.Tensor]:
+    keep = slice(0, min(examples, len(m.y)))
     kept = {
-        "logit_source": x[keep],
-        "metamer": x_met[keep],
-        "nuisance_source": x[partner][keep],
-        "label": y[keep],
-        "nuisance_label": y[partner][keep],
-        "metamer_prediction": pred_met[keep],
+        "logit_source": m.x[keep],
+        "metamer": m.x_met[keep],
+        "nuisance_source": m.x[m.partner][keep],
+        "label": m.y[keep],
+        "nuisance_label": m.y[m.partner][keep],
+        "metamer_prediction": m.pred_met[keep],
         # Whole-sample norms: the spheres figure is a radius histogram of every metamer.
-        "metamer_norm": x_met.flatten(1).norm(dim=1),
-        "source_norm": x.flatten(1).norm(dim=1),
+        "metamer_norm": m.x_met.flatten(1).norm(dim=1),
+        "source_norm": m.x.flatten(1).norm(dim=1),
     }
-    if oracle_met is not None:
-        kept["oracle_metamer"] = oracle_met[keep]
-    settings = {"examples": examples, "pairing": "uniform among examples of another class"}
-    return AttackResult("metamer", metrics, records, kept, settings)
+    if m.oracle_met is not None:
+        kept["oracle_metamer"] = m.oracle_met[keep]
+    return kept
 
 
 def figures(result: AttackResult) -> dict[str, Figure]:
@@ -129,7 +173,7 @@ def figures(result: AttackResult) -> dict[str, Figure]:
 
 def _image_figure(ex: dict[str, torch.Tensor], dataset: str | None = None) -> Figure:
     from ..data.classes import class_name
-    from ..reports.figures import image_grid_figure
+    from ..figures import image_grid_figure
 
     titles = []
     for i in range(len(ex["label"])):
@@ -167,11 +211,18 @@ def _radius_figure(ex: dict[str, torch.Tensor]) -> Figure:
     return fig
 
 
+#: The oracle's verdicts on metamers: void when metamers are not inputs.
+_ORACLE_RATES = (
+    "invariance_success_rate",
+    "oracle_agrees_nuisance_source",
+    "oracle_agrees_logit_source",
+    "oracle_names_a_source",
+)
+
 ATTACK = Attack(
     name="metamer",
     kind="invariance",
     run=run,
-    options={"examples": EXAMPLES},
     figures=figures,
     summary="logits of x with the nuisances of another class's x' (Fig. 4)",
     metrics=(
@@ -201,4 +252,18 @@ ATTACK = Attack(
             "near_box_share",
         )
     },
+    headline=(
+        Headline("invariance_success_rate", "invariance success", better=LOWER, compare=True),
+        Headline(
+            "oracle_agrees_nuisance_source",
+            "oracle agrees with nuisance source",
+            better=LOWER,
+            compare=True,
+        ),
+        # F is a bijection: anything below 100 % is a numerical fault, not a finding.
+        Headline("prediction_preserved", "prediction preserved", better=FULL),
+    ),
+    oracle_rates=_ORACLE_RATES,
+    suites={"quick": Budget(512), "full": Budget(None)},
+    smoke={"examples": 2},
 )

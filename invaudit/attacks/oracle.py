@@ -15,8 +15,8 @@ from pathlib import Path
 
 import torch
 
+from ..atomic import file_sha256
 from ..errors import ConfigError
-from ..hashing import file_sha256  # noqa: F401  (re-exported: scripts import it from here)
 from ..models.checkpoint import load_model
 
 

@@ -9,16 +9,14 @@ variational bound I(y; z) >= H(y) - CE (Lemma 9/10), in bits.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import pandas as pd
 import torch
 
 from ..errors import ConfigError
 from ..models.scales import z_parts
-from ..training.probe import fit_probe
 from .base import (
-    Attack,
     AttackResult,
     AuditContext,
     check_count,
@@ -26,9 +24,13 @@ from .base import (
     encode,
     require_invertible,
 )
+from .declaration import BITS, HIGHER, LOWER, Attack, Budget, Headline, Readout
+from .probe_fit import ProbeResult, fit_probe
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
+
+    from ..models.classifier import InvertibleClassifier
 
 HIDDEN = 512
 EPOCHS = 10
@@ -59,6 +61,56 @@ def run(
             each factored-out part, ``invaudit.models.scales``), so the report
             shows where the class sits, not only whether.
     """
+    _check_options(probe_hidden, probe_epochs, probe_batch_size, train_n, probe_lr, by_scale)
+    model = require_invertible(ctx.model, "model", "probe")
+    x_test, y_test = ctx.test_examples()
+    x_train, y_train = dataset_tensors(ctx.data.train(), train_n, ctx.seed)
+    # The probes train in float32 whatever precision the audit runs F in.
+    z_train = encode(ctx, model, x_train, label="probe: encode train").float()
+    z_test = encode(ctx, model, x_test, label="probe: encode test").float()
+    options = {
+        "hidden": probe_hidden,
+        "epochs": probe_epochs,
+        "batch_size": probe_batch_size,
+        "lr": probe_lr,
+    }
+    parts = z_parts(model) if by_scale else {}
+    nuisance, logit, by_part = _fit(
+        ctx, model, (z_train, y_train), (z_test, y_test), parts, options
+    )
+    metrics = _metrics(model, (z_train, y_train), (z_test, y_test), nuisance, logit)
+    # Probe test error per scale of z_n (null unless ``by_scale``).
+    metrics["nuisance_error_by_scale"] = by_part if by_scale else None
+    zs_test, zn_test = model.split(z_test)
+    with torch.no_grad():
+        nuisance_pred = nuisance.predictor(zn_test).argmax(1)
+        logit_pred = logit.predictor(zs_test).argmax(1)
+    records = pd.DataFrame(
+        {
+            "index": range(len(y_test)),
+            "label": y_test.numpy(),
+            "decision": zs_test.argmax(1).numpy(),
+            "nuisance_probe": nuisance_pred.numpy(),
+            "logit_probe": logit_pred.numpy(),
+        }
+    )
+    classes = model.num_classes
+    confusion = torch.zeros(classes, classes, dtype=torch.long)
+    confusion.index_put_((y_test, nuisance_pred), torch.ones_like(y_test), accumulate=True)
+    settings = {**options, "train_n": train_n, "features": "standardised on the training split"}
+    if by_scale:
+        settings["scale_dims"] = {name: part.stop - part.start for name, part in parts.items()}
+    return AttackResult("probe", metrics, records, {"nuisance_confusion": confusion}, settings)
+
+
+def _check_options(
+    probe_hidden: Any,
+    probe_epochs: Any,
+    probe_batch_size: Any,
+    train_n: Any,
+    probe_lr: Any,
+    by_scale: Any,
+) -> None:
     check_count("probe", "probe_hidden", probe_hidden, minimum=1)
     check_count("probe", "probe_epochs", probe_epochs, minimum=1)
     check_count("probe", "probe_batch_size", probe_batch_size, minimum=1)
@@ -68,22 +120,24 @@ def run(
         raise ConfigError(f"probe: probe_lr must be positive, got {probe_lr!r}")
     if not isinstance(by_scale, bool):
         raise ConfigError(f"probe: by_scale must be true or false, got {by_scale!r}")
-    model = require_invertible(ctx.model, "model", "probe")
-    x_test, y_test = ctx.test_examples()
-    x_train, y_train = dataset_tensors(ctx.data.train(), train_n, ctx.seed)
-    # The probes train in float32 whatever precision the audit runs F in.
-    z_train = encode(ctx, model, x_train, label="probe: encode train").float()
-    z_test = encode(ctx, model, x_test, label="probe: encode test").float()
+
+
+Split = tuple[torch.Tensor, torch.Tensor]  # (z, y) of one split
+
+
+def _fit(
+    ctx: AuditContext,
+    model: InvertibleClassifier,
+    train: Split,
+    test: Split,
+    parts: dict[str, slice],
+    options: dict[str, Any],
+) -> tuple[ProbeResult, ProbeResult, dict[str, float]]:
+    """The probes on z_n and on z_s, and the test error of one per part of z_n."""
+    (z_train, y_train), (z_test, y_test) = train, test
     zs_train, zn_train = model.split(z_train)
     zs_test, zn_test = model.split(z_test)
     classes = model.num_classes
-    options = {
-        "hidden": probe_hidden,
-        "epochs": probe_epochs,
-        "batch_size": probe_batch_size,
-        "lr": probe_lr,
-    }
-    parts = z_parts(model) if by_scale else {}
     by_part: dict[str, float] = {}
     ctx.progress.start("probe: fit", 2 + (len(parts) if len(parts) > 1 else 0))
     try:
@@ -96,21 +150,27 @@ def run(
                 by_part[name] = 1 - nuisance.test_accuracy
                 continue
             fitted = fit_probe(
-                z_train[:, part],
-                y_train,
-                z_test[:, part],
-                y_test,
-                classes,
-                seed=ctx.seed,
+                z_train[:, part], y_train, z_test[:, part], y_test, classes, seed=ctx.seed,
                 **options,
-            )
+            )  # fmt: skip
             by_part[name] = 1 - fitted.test_accuracy
             ctx.progress.advance()
     finally:
         ctx.progress.finish()
-    decision_test = (zs_test.argmax(1) == y_test).double().mean().item()
-    decision_train = (zs_train.argmax(1) == y_train).double().mean().item()
-    metrics = {
+    return nuisance, logit, by_part
+
+
+def _metrics(
+    model: InvertibleClassifier,
+    train: Split,
+    test: Split,
+    nuisance: ProbeResult,
+    logit: ProbeResult,
+) -> dict[str, Any]:
+    (z_train, y_train), (z_test, y_test) = train, test
+    decision_test = (model.split(z_test)[0].argmax(1) == y_test).double().mean().item()
+    decision_train = (model.split(z_train)[0].argmax(1) == y_train).double().mean().item()
+    return {
         "n": len(y_test),
         "n_train": len(y_train),
         "nuisance_accuracy": nuisance.test_accuracy,
@@ -124,27 +184,7 @@ def run(
         "mi_lower_bound_bits_nuisance": nuisance.mi_lower_bound_bits,
         "mi_lower_bound_bits_logit": logit.mi_lower_bound_bits,
         "label_entropy_bits": nuisance.label_entropy_bits,
-        # Probe test error per scale of z_n (null unless ``by_scale``).
-        "nuisance_error_by_scale": by_part if by_scale else None,
     }
-    with torch.no_grad():
-        nuisance_pred = nuisance.predictor(zn_test).argmax(1)
-        logit_pred = logit.predictor(zs_test).argmax(1)
-    records = pd.DataFrame(
-        {
-            "index": range(len(y_test)),
-            "label": y_test.numpy(),
-            "decision": zs_test.argmax(1).numpy(),
-            "nuisance_probe": nuisance_pred.numpy(),
-            "logit_probe": logit_pred.numpy(),
-        }
-    )
-    confusion = torch.zeros(classes, classes, dtype=torch.long)
-    confusion.index_put_((y_test, nuisance_pred), torch.ones_like(y_test), accumulate=True)
-    settings = {**options, "train_n": train_n, "features": "standardised on the training split"}
-    if by_scale:
-        settings["scale_dims"] = {name: part.stop - part.start for name, part in parts.items()}
-    return AttackResult("probe", metrics, records, {"nuisance_confusion": confusion}, settings)
 
 
 def figures(result: AttackResult) -> dict[str, Figure]:
@@ -169,14 +209,6 @@ ATTACK = Attack(
     name="probe",
     kind="invariance",
     run=run,
-    options={
-        "probe_hidden": HIDDEN,
-        "probe_epochs": EPOCHS,
-        "train_n": TRAIN_N,
-        "probe_batch_size": 128,
-        "probe_lr": 1e-3,
-        "by_scale": False,
-    },
     figures=figures,
     summary="fresh MLP on frozen z_n (and z_s): accuracy and MI lower bounds (Table 2)",
     metrics=(
@@ -205,4 +237,26 @@ ATTACK = Attack(
         "logit_train_error": "n_train",
         "decision_train_error": "n_train",
     },
+    maps={"nuisance_error_by_scale": ("scale of z_n", "readout")},
+    headline=(
+        Headline("nuisance_error", "nuisance error", better=HIGHER),
+        Headline("logit_error", "logit error", better=LOWER),
+        Headline("mi_lower_bound_bits_nuisance", "I(z_n; y) lower bound", BITS, LOWER),
+    ),
+    # The paper's Table 2: the model's own decision ("logit") and a fresh probe on z_n.
+    readouts=(
+        Readout("test_error", "logit", "decision_test_error", "% test error"),
+        Readout("train_error", "logit", "decision_train_error", "% train error"),
+        Readout("test_error", "nuisance", "nuisance_error", "% test error"),
+        Readout("train_error", "nuisance", "nuisance_train_error", "% train error"),
+        Readout("mi_lower_bound_bits", "logit", "mi_lower_bound_bits_logit",
+                "I(y; ·) lower bound, bits"),
+        Readout("mi_lower_bound_bits", "nuisance", "mi_lower_bound_bits_nuisance",
+                "I(y; ·) lower bound, bits"),
+    ),  # fmt: skip
+    suites={
+        "quick": Budget(2_000, {"train_n": 10_000, "probe_epochs": 3}),
+        "full": Budget(None),
+    },
+    smoke={"probe_hidden": 16, "probe_epochs": 1, "train_n": 200, "probe_batch_size": 64},
 )

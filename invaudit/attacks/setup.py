@@ -12,12 +12,13 @@ from typing import Any
 
 import torch
 
+from ..atomic import file_sha256
 from ..data.audit import AuditData, audit_data
 from ..devices import resolve_device
 from ..errors import ConfigError
 from ..models.checkpoint import load_model
 from ..zoo import is_zoo_selector, resolve_model_path, zoo_oracle_for
-from .oracle import ClassifierOracle, Oracle, default_oracle, file_sha256
+from .oracle import ClassifierOracle, Oracle, default_oracle
 
 #: ``--oracle none``: audit an image model without any oracle (the zoo's included).
 NO_ORACLE = "none"

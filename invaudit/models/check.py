@@ -8,6 +8,10 @@ import torch
 
 from .classifier import InvertibleClassifier
 
+#: |F⁻¹(F(x)) − x| above this fails the invertibility check (float32 images): past it,
+#: a metamer's logits and its sources' are no longer those of exact inverses.
+RECONSTRUCTION_TOLERANCE = 1e-4
+
 
 @dataclass(frozen=True)
 class InvertibilityCheck:

@@ -31,7 +31,7 @@ def library_versions() -> dict[str, str]:
     import numpy
     import torchvision
 
-    from .. import __version__
+    from .._version import __version__
 
     return {
         "invaudit": __version__,
@@ -141,21 +141,26 @@ def read_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
             f"{p}: not a readable torch checkpoint (truncated or another format): "
             f"{' '.join(str(err).split())[:160]}"
         ) from err
+    problem = _payload_problem(payload)
+    if problem is not None:
+        raise CheckpointError(f"{p}: {problem}")
+    return payload
+
+
+def _payload_problem(payload: Any) -> str | None:
+    """Why ``payload`` is not a checkpoint this invaudit reads (None: it is one)."""
     if not isinstance(payload, dict) or payload.get("format") != FORMAT:
-        raise CheckpointError(f"{p}: not an invaudit checkpoint (no '{FORMAT}' format marker)")
+        return f"not an invaudit checkpoint (no '{FORMAT}' format marker)"
     version = payload.get("format_version")
     if version != FORMAT_VERSION:
-        raise CheckpointError(
-            f"{p}: checkpoint format version {version!r}; this invaudit reads version "
-            f"{FORMAT_VERSION}"
+        return (
+            f"checkpoint format version {version!r}; this invaudit reads version {FORMAT_VERSION}"
         )
     missing = [k for k in REQUIRED if k not in payload]
     if missing:
-        raise CheckpointError(f"{p}: checkpoint lacks {', '.join(missing)}")
+        return f"checkpoint lacks {', '.join(missing)}"
     problem = _field_problem(payload)
-    if problem is not None:
-        raise CheckpointError(f"{p}: damaged checkpoint: {problem}")
-    return payload
+    return None if problem is None else f"damaged checkpoint: {problem}"
 
 
 def model_from_payload(payload: dict[str, Any], where: str = "checkpoint") -> Model:

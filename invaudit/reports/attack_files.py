@@ -120,7 +120,7 @@ def write_attack_files(
     Figure ``name`` goes to ``METHOD-name.png`` (or ``name.png`` when it starts with
     the method).  Call :func:`check_attack_out` before the attack runs.
     """
-    from .figures import save_png
+    from ..figures import save_png
 
     folder = Path(out)
     written = []

@@ -17,17 +17,13 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 import torch
 
+from ..attacks import ATTACKS
+from ..attacks.declaration import Attack, Readout
 from ..errors import ConfigError
 from ..zoo import SELECTOR_PREFIX, is_zoo_selector
-from .intervals import fmt_interval, rate_interval
-from .render_md import (
-    HEADLINE,
-    ORACLE_RATES,
-    fmt_percent,
-    fmt_value,
-    mark_not_meaningful,
-    void_reasons,
-)
+from .formats import fmt_rate, fmt_value
+from .intervals import rate_interval
+from .render_md import headline_specs, mark_not_meaningful, ordered_keys, void_reasons
 from .runner import SuiteRun
 
 if TYPE_CHECKING:
@@ -61,66 +57,90 @@ def labels_for(paths: Sequence[str], given: Sequence[str]) -> list[str]:
     return labels
 
 
-def _metric(report: Mapping[str, Any], method: str, name: str) -> Any:
-    record = report["attacks"].get(method)
-    return None if record is None else record["metrics"].get(name)
-
-
-def _n(report: Mapping[str, Any], method: str) -> int | None:
-    record = report["attacks"].get(method)
-    return None if record is None else record.get("n")
-
-
 LONG_COLUMNS = ["model", "quantity", "readout", "value", "n", "low", "high"]
 
 
+def _readouts() -> list[Readout]:
+    """Every registered attack's Table 2 cells, in registry order."""
+    return [r for attack in ATTACKS.values() for r in attack.readouts]
+
+
 def _is_rate(quantity: str) -> bool:
-    return not (quantity.startswith("mi_") or quantity == "warnings")
+    """Whether a :func:`long_table` quantity is a rate (a share with an interval)."""
+    if quantity in ("clean_accuracy", "warnings"):
+        return quantity == "clean_accuracy"
+    method, dot, rest = quantity.partition(".")
+    if dot:
+        attack = ATTACKS.get(method)
+        return attack is not None and rest.partition("[")[0] in attack.rates
+    return any(
+        r.metric in a.rates for a in ATTACKS.values() for r in a.readouts if r.quantity == quantity
+    )
+
+
+def _count(attack: Attack, record: Mapping[str, Any], metric: str) -> Any:
+    """The sample count behind ``metric``: the one its rate declares, else the attack's n."""
+    count = attack.rates.get(metric, "n")
+    return record["metrics"].get(count) if count != "n" else record.get("n")
+
+
+def _attack_rows(report: Mapping[str, Any]) -> list[tuple[str, str, str, Any, Any]]:
+    """``(part, quantity, readout, value, n)`` of every compared number the report's
+    attacks declare: part ``table2`` for their Table 2 cells, ``audit`` for their
+    ``compare=True`` headline rows (one per key of a map)."""
+    rows = []
+    for method, record in report["attacks"].items():
+        attack = ATTACKS.get(method)
+        if attack is None:  # a method this invaudit does not know: nothing declared
+            continue
+        metrics = record["metrics"]
+        for r in attack.readouts:
+            n = _count(attack, record, r.metric)
+            rows.append(("table2", r.quantity, r.readout, metrics.get(r.metric), n))
+        for spec in attack.headline:
+            if not spec.compare:
+                continue
+            value, n = metrics.get(spec.metric), _count(attack, record, spec.metric)
+            if isinstance(value, Mapping):
+                rows += [
+                    ("audit", f"{method}.{spec.metric}[{key}]", "decision", value[key], n)
+                    for key in ordered_keys(value)
+                ]
+            else:
+                rows.append(("audit", f"{method}.{spec.metric}", "decision", value, n))
+    return rows
 
 
 def long_table(reports: Mapping[str, Mapping[str, Any]]) -> pd.DataFrame:
     """Every compared number, one row each: model, quantity, readout, value, n, and for a
-    rate the bounds of its exact 95 % interval (``low``, ``high``)."""
+    rate the bounds of its exact 95 % interval (``low``, ``high``).
+
+    Per model: the Table 2 cells its attacks declare, its clean accuracy, the headline
+    rows its attacks mark ``compare=True`` (in the report's order), its warning count.
+    """
     rows = []
     for label, report in reports.items():
-        def add(quantity: str, readout: str, value: Any, n: Any, _label: str = label) -> None:
+        model = report["model"]
+        attack_rows = _attack_rows(report)
+        ordered = [
+            *(r[1:] for r in attack_rows if r[0] == "table2"),
+            ("clean_accuracy", "decision", model["clean_accuracy"], model["clean_accuracy_n"]),
+            *(r[1:] for r in attack_rows if r[0] == "audit"),
+            ("warnings", "report", len(report["warnings"]), None),
+        ]
+        for quantity, readout, value, n in ordered:
             interval = rate_interval(value, n) if _is_rate(quantity) else None
             rows.append(
-                {"model": _label, "quantity": quantity, "readout": readout, "value": value,
+                {"model": label, "quantity": quantity, "readout": readout, "value": value,
                  "n": n, "low": interval and interval["low"], "high": interval and interval["high"]}
-            )
-
-        probe_n = _n(report, "probe")
-        train_n = _metric(report, "probe", "n_train")
-        add("test_error", "logit", _metric(report, "probe", "decision_test_error"), probe_n)
-        add("train_error", "logit", _metric(report, "probe", "decision_train_error"), train_n)
-        add("test_error", "nuisance", _metric(report, "probe", "nuisance_error"), probe_n)
-        add("train_error", "nuisance", _metric(report, "probe", "nuisance_train_error"), train_n)
-        add("mi_lower_bound_bits", "logit",
-            _metric(report, "probe", "mi_lower_bound_bits_logit"), probe_n)
-        add("mi_lower_bound_bits", "nuisance",
-            _metric(report, "probe", "mi_lower_bound_bits_nuisance"), probe_n)
-        model = report["model"]
-        add("clean_accuracy", "decision", model["clean_accuracy"], model["clean_accuracy_n"])
-        for name in ("invariance_success_rate", "oracle_agrees_nuisance_source"):
-            add(f"metamer.{name}", "decision", _metric(report, "metamer", name),
-                _n(report, "metamer"))
-        add("interpolate.oracle_flip_rate", "decision",
-            _metric(report, "interpolate", "oracle_flip_rate"), _n(report, "interpolate"))
-        for method, record in report["attacks"].items():
-            curve = record["metrics"].get("robust_accuracy")
-            if isinstance(curve, Mapping):
-                for eps in sorted(curve, key=float):
-                    add(f"{method}.robust_accuracy[{eps}]", "decision", curve[eps], record["n"])
-        add("warnings", "report", len(report["warnings"]), None)
+            )  # fmt: skip
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
 def _cell(quantity: str, value: Any, n: Any = None) -> str:
     if not _is_rate(quantity):
         return fmt_value(value)
-    interval = fmt_interval(rate_interval(value, n)) if not pd.isna(value) else ""
-    return f"{fmt_percent(value)} {interval}".strip()
+    return fmt_rate(value, None if pd.isna(value) else rate_interval(value, n))
 
 
 def quantity_label(quantity: str) -> str:
@@ -133,9 +153,9 @@ def quantity_label(quantity: str) -> str:
     if not dot:
         return quantity.replace("_", " ")
     metric, _, key = rest.partition("[")
-    for spec_metric, label, *_ in HEADLINE.get(method, ()):
-        if spec_metric == metric:
-            return f"{method} {label.format(key=key.rstrip(']') or '?')}"
+    for spec in headline_specs(method):
+        if spec.metric == metric:
+            return f"{method} {spec.label.format(key=key.rstrip(']') or '?')}"
     return f"{method} {rest.replace('_', ' ')}"
 
 
@@ -147,9 +167,9 @@ def quantity_better(quantity: str) -> str:
         return "fewer"
     method, _, rest = quantity.partition(".")
     metric = rest.partition("[")[0]
-    for spec_metric, _, _, better in HEADLINE.get(method, ()):
-        if spec_metric == metric:
-            return better
+    for spec in headline_specs(method):
+        if spec.metric == metric:
+            return spec.better
     return ""
 
 
@@ -159,8 +179,9 @@ def voided_quantities(reports: Mapping[str, Mapping[str, Any]]) -> dict[str, set
     voided: dict[str, set[str]] = {}
     for label, report in reports.items():
         for method in void_reasons(report):
+            attack = ATTACKS.get(method)
             voided.setdefault(label, set()).update(
-                f"{method}.{metric}" for metric in ORACLE_RATES.get(method, ())
+                f"{method}.{metric}" for metric in (attack.oracle_rates if attack else ())
             )
     return voided
 
@@ -183,9 +204,9 @@ def display_tables(
         return text
 
     labels = list(dict.fromkeys(long["model"]))
-    table2 = long[long["quantity"].isin(["test_error", "train_error", "mi_lower_bound_bits"])]
-    rows = {"test_error": "% test error", "train_error": "% train error",
-            "mi_lower_bound_bits": "I(y; ·) lower bound, bits"}
+    readouts = _readouts()
+    rows = {r.quantity: r.label for r in readouts}  # Table 2's rows, in declared order
+    table2 = long[long["quantity"].isin(list(rows))]
     first = pd.DataFrame(
         {
             f"{label} {readout}": [
@@ -194,7 +215,7 @@ def display_tables(
                 for q in rows
             ]
             for label in labels
-            for readout in ("logit", "nuisance")
+            for readout in dict.fromkeys(r.readout for r in readouts)
         },
         index=pd.Index(list(rows.values()), name="quantity"),
     )
@@ -295,7 +316,7 @@ def _side_by_side_rows(
 
 def comparison_figures(runs: Mapping[str, SuiteRun]) -> dict[str, Figure]:
     """Fig. 4 and Fig. 6 with the models' columns side by side (images), radii (vectors)."""
-    from .figures import image_grid_figure
+    from ..figures import image_grid_figure
 
     first = next(iter(runs.values()))
     metamer = first.results.get("metamer")
@@ -353,8 +374,10 @@ def _radii_figure(runs: Mapping[str, SuiteRun]) -> Figure:
 
 
 def comparison_record(runs: Mapping[str, SuiteRun], long: pd.DataFrame) -> dict[str, Any]:
-    """``compare.json``: which reports were compared and every compared number."""
+    """``compare.json``: which reports were compared, the story they tell (null when there
+    is none) and every compared number."""
     from .attack_files import json_safe
+    from .story import comparison_story
 
     return json_safe(
         {
@@ -369,6 +392,7 @@ def comparison_record(runs: Mapping[str, SuiteRun], long: pd.DataFrame) -> dict[
                 }
                 for label, run in runs.items()
             ],
+            "story": comparison_story({label: run.report for label, run in runs.items()}),
             "rows": long.astype(object).where(long.notna(), None).to_dict(orient="records"),
         }
     )

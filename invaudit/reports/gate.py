@@ -256,7 +256,15 @@ def parse_check(expression: str, *, name: str | None = None, source: str | None 
     where = _where(expression, source)
     if not expression.strip():
         raise ConfigError(f"{where}: empty check; expected e.g. 'probe.nuisance_accuracy > 0.5'")
+    lhs, op, rhs = _split_comparison(expression, where)
+    method, metric, key = _parse_path(lhs, where)
+    threshold = _parse_threshold(rhs, op, where)
+    path = f"{method}.{metric}" + (f"[{key}]" if key is not None else "")
+    return Check(expression, path, method, metric, key, op, threshold, name=name, source=source)
 
+
+def _split_comparison(expression: str, where: str) -> tuple[str, str, str]:
+    """``(PATH, OP, THRESHOLD)``: the text on either side of the one comparison operator."""
     runs = list(re.finditer(r"[<>=!]+", expression))
     if not runs:
         raise ConfigError(f"{where}: no comparison operator; expected one of {_OPS_TEXT}")
@@ -267,18 +275,21 @@ def parse_check(expression: str, *, name: str | None = None, source: str | None 
     op = match.group()
     if op not in OPERATORS:
         raise ConfigError(f"{where}: unknown operator {op!r}; expected one of {_OPS_TEXT}")
-
     lhs = expression[: match.start()].strip()
     rhs = expression[match.end() :].strip()
     if not lhs:
         raise ConfigError(f"{where}: missing metric path before {op!r}")
     if not rhs:
         raise ConfigError(f"{where}: missing threshold after {op!r}")
+    return lhs, op, rhs
 
-    path_match = _PATH_RE.fullmatch(lhs)
+
+def _parse_path(text: str, where: str) -> tuple[str, str, str | None]:
+    """``(METHOD, METRIC, KEY)`` of a metric path; KEY normalised, or None without ``[KEY]``."""
+    path_match = _PATH_RE.fullmatch(text)
     if not path_match:
         raise ConfigError(
-            f"{where}: bad metric path {lhs!r}; expected METHOD.METRIC or METHOD.METRIC[KEY], "
+            f"{where}: bad metric path {text!r}; expected METHOD.METRIC or METHOD.METRIC[KEY], "
             "e.g. pgd-linf.robust_accuracy[0.3]"
         )
     method, metric, raw_key = path_match["method"], path_match["metric"], path_match["key"]
@@ -291,20 +302,7 @@ def parse_check(expression: str, *, name: str | None = None, source: str | None 
             )
     if method == "warnings" and (metric != "count" or key is not None):
         raise ConfigError(f"{where}: the warnings section has only 'warnings.count'")
-
-    threshold = _parse_threshold(rhs, op, where)
-    path = f"{method}.{metric}" + (f"[{key}]" if key is not None else "")
-    return Check(
-        expression=expression,
-        path=path,
-        method=method,
-        metric=metric,
-        key=key,
-        op=op,
-        threshold=threshold,
-        name=name,
-        source=source,
-    )
+    return method, metric, key
 
 
 # ---------------------------------------------------------------------- policy
@@ -326,9 +324,8 @@ def _one_line(text: object) -> str:
     return " ".join(str(text).split())
 
 
-def _policy_check_table(table: Any, index: int, where: str) -> Check:
-    """The :class:`Check` of one ``[[check]]`` table."""
-    entry = f"{where}: check[{index}]"
+def _check_table_keys(table: Any, entry: str) -> None:
+    """ConfigError where a ``[[check]]`` table lacks a key, has an unknown one or a bad type."""
     if not isinstance(table, dict):
         raise ConfigError(f"{entry} must be a table with path, op and value")
     unknown = sorted(set(table) - set(_CHECK_KEYS))
@@ -343,7 +340,10 @@ def _policy_check_table(table: Any, index: int, where: str) -> Check:
     name = table.get("name")
     if name is not None and not name.strip():
         raise ConfigError(f"{entry}: 'name' must not be empty")
-    value = table["value"]
+
+
+def _table_threshold(value: Any, entry: str) -> str:
+    """The threshold text of a ``[[check]]`` table's ``value``: a finite number or ``null``."""
     if isinstance(value, bool) or not isinstance(value, int | float | str):
         raise ConfigError(f"{entry}: 'value' must be a number or \"null\", got {value!r}")
     if isinstance(value, str):
@@ -351,24 +351,24 @@ def _policy_check_table(table: Any, index: int, where: str) -> Check:
             raise ConfigError(
                 f"{entry}: 'value' must be a number or \"null\"; write numbers unquoted"
             )
-        value_text = "null"
-    elif isinstance(value, float) and not math.isfinite(value):
+        return "null"
+    if isinstance(value, float) and not math.isfinite(value):
         raise ConfigError(f"{entry}: 'value' must be a finite number, got {value!r}")
-    else:
-        value_text = _fmt_threshold(value)
+    return _fmt_threshold(value)
+
+
+def _policy_check_table(table: Any, index: int, where: str) -> Check:
+    """The :class:`Check` of one ``[[check]]`` table."""
+    entry = f"{where}: check[{index}]"
+    _check_table_keys(table, entry)
+    name = table.get("name")
+    value_text = _table_threshold(table["value"], entry)
     expression = f"{table['path'].strip()} {table['op'].strip()} {value_text}"
     return parse_check(expression, name=name.strip() if name else None, source=entry)
 
 
-def load_policy(path: str | os.PathLike) -> list[Check]:
-    """Read the checks of a TOML policy file (format in the module docstring).
-
-    Raises:
-        ConfigError: the file is missing, unreadable, invalid TOML, has unknown
-            keys or values of the wrong type, defines no check, or holds a
-            malformed check; the one-line message names the file.
-    """
-    where = f"policy {os.fspath(path)}"
+def _read_policy(path: str | os.PathLike, where: str) -> dict[str, Any]:
+    """The parsed TOML document of a policy file; ConfigError where it cannot be read."""
     try:
         data = Path(path).read_bytes()
     except FileNotFoundError:
@@ -385,28 +385,47 @@ def load_policy(path: str | os.PathLike) -> list[Check]:
             f"{where}: policy files need Python >= 3.11 (tomllib) or the tomli package"
         )
     try:
-        doc = loads(text)
+        return loads(text)
     except ValueError as exc:  # tomllib.TOMLDecodeError subclasses ValueError
         raise ConfigError(f"{where}: invalid TOML: {_one_line(exc)}") from None
 
+
+def _fail_if_checks(fail_if: Any, where: str) -> list[Check]:
+    """The checks of a policy's ``fail_if`` array of expressions."""
+    if not isinstance(fail_if, list):
+        raise ConfigError(f"{where}: 'fail_if' must be an array of strings")
+    checks = []
+    for i, expression in enumerate(fail_if):
+        if not isinstance(expression, str):
+            raise ConfigError(f"{where}: fail_if[{i}] must be a string, got {expression!r}")
+        checks.append(parse_check(expression, source=f"{where}: fail_if[{i}]"))
+    return checks
+
+
+def _table_checks(tables: Any, where: str) -> list[Check]:
+    """The checks of a policy's ``[[check]]`` tables."""
+    if not isinstance(tables, list):
+        raise ConfigError(f"{where}: 'check' must be an array of tables ([[check]])")
+    return [_policy_check_table(table, i, where) for i, table in enumerate(tables)]
+
+
+def load_policy(path: str | os.PathLike) -> list[Check]:
+    """Read the checks of a TOML policy file (format in the module docstring).
+
+    Raises:
+        ConfigError: the file is missing, unreadable, invalid TOML, has unknown
+            keys or values of the wrong type, defines no check, or holds a
+            malformed check; the one-line message names the file.
+    """
+    where = f"policy {os.fspath(path)}"
+    doc = _read_policy(path, where)
     unknown = sorted(set(doc) - set(_POLICY_KEYS))
     if unknown:
         raise ConfigError(
             f"{where}: unknown key {unknown[0]!r}; allowed: {', '.join(_POLICY_KEYS)}"
         )
-    checks: list[Check] = []
-    fail_if = doc.get("fail_if", [])
-    if not isinstance(fail_if, list):
-        raise ConfigError(f"{where}: 'fail_if' must be an array of strings")
-    for i, expression in enumerate(fail_if):
-        if not isinstance(expression, str):
-            raise ConfigError(f"{where}: fail_if[{i}] must be a string, got {expression!r}")
-        checks.append(parse_check(expression, source=f"{where}: fail_if[{i}]"))
-    tables = doc.get("check", [])
-    if not isinstance(tables, list):
-        raise ConfigError(f"{where}: 'check' must be an array of tables ([[check]])")
-    for i, table in enumerate(tables):
-        checks.append(_policy_check_table(table, i, where))
+    checks = _fail_if_checks(doc.get("fail_if", []), where)
+    checks += _table_checks(doc.get("check", []), where)
     if not checks:
         raise ConfigError(f"{where}: defines no checks; add fail_if = [...] or [[check]] tables")
     return checks
@@ -468,39 +487,32 @@ def validate(checks: Sequence[Check], available: Mapping[str, Iterable[str]]) ->
 # ------------------------------------------------------------------ evaluation
 
 
-def _lookup(check: Check, report: Mapping[str, Any]) -> Any:
-    """The raw value ``check.path`` names in ``report``; ConfigError where it is absent."""
-    where = _where(check.expression, check.source)
-    if not isinstance(report, Mapping):
-        raise ConfigError(f"{where}: the report is not a mapping")
-    if check.method == "warnings":
-        warnings = report.get("warnings")
-        if not isinstance(warnings, list):
-            raise ConfigError(f"{where}: the report has no 'warnings' list")
-        return len(warnings)
-    if check.method in SECTIONS:
-        metrics = report.get(check.method)
-        if not isinstance(metrics, Mapping):
-            raise ConfigError(f"{where}: the report has no {check.method!r} section")
-        container = f"section {check.method!r}"
-    else:
-        attacks = report.get("attacks")
-        if not isinstance(attacks, Mapping):
-            raise ConfigError(f"{where}: the report has no 'attacks' section")
-        if check.method not in attacks:
-            raise ConfigError(
-                f"{where}: the report has no attack {check.method!r}; present: {_listing(attacks)}"
-            )
-        record = attacks[check.method]
-        metrics = record.get("metrics") if isinstance(record, Mapping) else None
-        if not isinstance(metrics, Mapping):
-            raise ConfigError(f"{where}: attack {check.method!r} has no metrics in the report")
-        container = f"attack {check.method!r}"
-    if check.metric not in metrics:
+def _section_metrics(check: Check, report: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """The metrics of the report section ``check.method`` names (``invertibility``, ``model``)."""
+    metrics = report.get(check.method)
+    if not isinstance(metrics, Mapping):
+        raise ConfigError(f"{where}: the report has no {check.method!r} section")
+    return metrics
+
+
+def _attack_metrics(check: Check, report: Mapping[str, Any], where: str) -> Mapping[str, Any]:
+    """The ``metrics`` of the attack ``check.method`` names."""
+    attacks = report.get("attacks")
+    if not isinstance(attacks, Mapping):
+        raise ConfigError(f"{where}: the report has no 'attacks' section")
+    if check.method not in attacks:
         raise ConfigError(
-            f"{where}: {container} has no metric {check.metric!r}; present: {_listing(metrics)}"
+            f"{where}: the report has no attack {check.method!r}; present: {_listing(attacks)}"
         )
-    value = metrics[check.metric]
+    record = attacks[check.method]
+    metrics = record.get("metrics") if isinstance(record, Mapping) else None
+    if not isinstance(metrics, Mapping):
+        raise ConfigError(f"{where}: attack {check.method!r} has no metrics in the report")
+    return metrics
+
+
+def _map_entry(check: Check, value: Any, where: str) -> Any:
+    """``value`` itself without ``[KEY]``, else its entry ``check.key`` (matched as normalised)."""
     base = f"{check.method}.{check.metric}"
     if check.key is None:
         if isinstance(value, Mapping):
@@ -519,6 +531,27 @@ def _lookup(check: Check, report: Mapping[str, Any]) -> Any:
     raise ConfigError(
         f"{where}: {base} has no key [{check.key}]; keys: {_listing(map(str, value))}"
     )
+
+
+def _lookup(check: Check, report: Mapping[str, Any]) -> Any:
+    """The raw value ``check.path`` names in ``report``; ConfigError where it is absent."""
+    where = _where(check.expression, check.source)
+    if not isinstance(report, Mapping):
+        raise ConfigError(f"{where}: the report is not a mapping")
+    if check.method == "warnings":
+        warnings = report.get("warnings")
+        if not isinstance(warnings, list):
+            raise ConfigError(f"{where}: the report has no 'warnings' list")
+        return len(warnings)
+    if check.method in SECTIONS:
+        metrics, container = _section_metrics(check, report, where), f"section {check.method!r}"
+    else:
+        metrics, container = _attack_metrics(check, report, where), f"attack {check.method!r}"
+    if check.metric not in metrics:
+        raise ConfigError(
+            f"{where}: {container} has no metric {check.metric!r}; present: {_listing(metrics)}"
+        )
+    return _map_entry(check, metrics[check.metric], where)
 
 
 def _evaluate_one(check: Check, report: Mapping[str, Any]) -> CheckResult:

@@ -3,7 +3,7 @@
 A typo in ``--fail-if`` must cost the user one second, not the ten minutes
 of the audit it gates: method and metric names come from the attacks'
 declarations (:attr:`Attack.metrics`), and the ε keys of ``robust_accuracy``
-from the ε lists the suite will use.
+from the ε lists the suite will use (:attr:`Attack.norm` says which).
 """
 
 from __future__ import annotations
@@ -12,11 +12,11 @@ import os
 from collections.abc import Sequence
 
 from ..attacks import ATTACKS
-from ..attacks.perturbation import default_epsilons, eps_label
+from ..attacks.epsilons import default_epsilons, eps_label
 from ..data.audit import AuditData
 from ..errors import ConfigError
 from .gate import Check, _where, load_policy, parse_check, validate
-from .suite import GAIN_KEYS, MAP_METRICS, Suite, planned_metrics
+from .suite import GAIN_KEYS, Suite, map_keys, planned_metrics
 
 
 def read_checks(fail_if: Sequence[str], policy: str | os.PathLike | None) -> list[Check]:
@@ -27,19 +27,13 @@ def read_checks(fail_if: Sequence[str], policy: str | os.PathLike | None) -> lis
     return checks
 
 
-def _norm(method: str) -> str | None:
-    """The threat model of an ε-attack, read off its registered name."""
-    if method == "fgsm" or method.endswith("-linf"):
-        return "linf"
-    return "l2" if method.endswith("-l2") else None
-
-
 def planned_epsilons(suite: Suite, data: AuditData) -> dict[str, set[str]]:
-    """For each ε-attack of ``suite``: the ``robust_accuracy`` keys its report will hold."""
+    """For each ε-attack of ``suite`` (one that declares a norm): the ``robust_accuracy``
+    keys its report will hold."""
     keys = {}
     for step in suite.steps:
-        norm = _norm(step.method)
-        if ATTACKS[step.method].kind != "sensitivity" or norm is None:
+        norm = ATTACKS[step.method].norm
+        if norm is None:
             continue
         epsilons = step.options.get("epsilons") or default_epsilons(data, norm)
         keys[step.method] = {eps_label(float(e)) for e in epsilons}
@@ -53,18 +47,19 @@ def validate_plan(
     validate(checks, planned_metrics(suite, invertible=invertible))
     for check in checks:
         where = _where(check.expression, check.source)
-        gain = check.method == "invertibility" and check.metric in ("metamer_gain", "data_gain")
-        if check.metric in MAP_METRICS and check.key is None:
+        keys = map_keys(check.method, check.metric)
+        gain = check.method == "invertibility" and keys is not None
+        if keys is not None and check.key is None:
             if gain:
                 raise ConfigError(
                     f"{where}: {check.method}.{check.metric} is a summary of the inverse's "
                     f"gain; pick an entry, e.g. {check.method}.{check.metric}[max]"
                 )
             raise ConfigError(
-                f"{where}: {check.method}.{check.metric} is a map from ε to a rate; "
-                f"pick an entry, e.g. {check.method}.{check.metric}[0.1]"
+                f"{where}: {check.method}.{check.metric} is a map from {keys[0]} to a rate; "
+                f"pick an entry, e.g. {check.method}.{check.metric}[{keys[1]}]"
             )
-        if check.key is not None and check.metric not in MAP_METRICS:
+        if check.key is not None and keys is None:
             raise ConfigError(f"{where}: {check.path} is a number, not a map; drop [{check.key}]")
         if gain and check.key not in GAIN_KEYS:
             raise ConfigError(

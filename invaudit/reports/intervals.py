@@ -22,6 +22,23 @@ from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
 
+# The interval formatters live with the others; sanity and older callers import them here.
+from .formats import fmt_interval, fmt_interval_fraction
+
+__all__ = [
+    "CONFIDENCE",
+    "METHOD",
+    "attack_intervals",
+    "clean_accuracy_interval",
+    "declared_rates",
+    "fmt_interval",
+    "fmt_interval_fraction",
+    "interval_of",
+    "proportion_interval",
+    "rate_interval",
+    "rate_intervals",
+    "width",
+]
 #: The coverage of every interval a report states.
 CONFIDENCE = 0.95
 #: How reports name the interval.
@@ -120,20 +137,3 @@ def clean_accuracy_interval(model: Mapping[str, Any]) -> Interval | None:
 
 def width(interval: Mapping[str, Any]) -> float:
     return float(interval["high"]) - float(interval["low"])
-
-
-def fmt_interval_fraction(interval: Mapping[str, Any] | None) -> str:
-    """``[0.843, 0.902]``: the bounds as fractions, beside a rate written as one."""
-    if not interval:
-        return ""
-    return f"[{float(interval['low']):.4g}, {float(interval['high']):.4g}]"
-
-
-def fmt_interval(interval: Mapping[str, Any] | None) -> str:
-    """``[84.3, 90.2]`` in percent; two decimals when the interval is under a point wide,
-    so 99.8 % at n = 1000 reads ``[99.28, 99.98]`` rather than ``[99.3, 100.0]``."""
-    if not interval:
-        return ""
-    low, high = 100 * float(interval["low"]), 100 * float(interval["high"])
-    digits = 2 if high - low < 1 else 1
-    return f"[{low:.{digits}f}, {high:.{digits}f}]"

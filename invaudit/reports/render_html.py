@@ -163,6 +163,13 @@ def _verdict_section(paragraphs: Mapping[str, str], failed: bool = False) -> str
     return _section("verdict", "Verdict", body, "verdict failed" if failed else "verdict")
 
 
+def _story_section(story: str) -> str:
+    """The comparison's story, boxed like a verdict (its Markdown lead becomes the heading)."""
+    from .story import story_body
+
+    return _section("story", "Story", [f"<p>{_e(story_body(story))}</p>"], "verdict")
+
+
 def _gate_section(report: Mapping[str, Any]) -> list[str]:
     gate = report.get("gate")
     if not isinstance(gate, Mapping):
@@ -228,14 +235,17 @@ def compare_html(
     *,
     verdicts: Mapping[str, str] | None = None,
     warnings: Mapping[str, list[tuple[str, str, str]]] | None = None,
+    story: str | None = None,
 ) -> str:
-    """The verdict per model, comparison tables (index shown, values as given), every
-    model's warnings, notes and figures as one HTML page.
+    """The story (:mod:`invaudit.reports.story`), the verdict per model, comparison tables
+    (index shown, values as given), every model's warnings, notes and figures as one HTML
+    page.
 
     Raises:
         ConfigError: a figure is missing from ``folder`` or is not a PNG.
     """
-    body = [_verdict_section(verdicts)] if verdicts else []
+    body = [_story_section(story)] if story else []
+    body += [_verdict_section(verdicts)] if verdicts else []
     body += [
         _section(f"table-{k}", name, [_table(frame, index=True)], "table")
         for k, (name, frame) in enumerate(tables.items())

@@ -8,17 +8,18 @@ verdict paragraph (:mod:`invaudit.reports.verdict`), then the headline table
 (every rate with its 95 % interval and which direction is better), the detail
 after it.
 
-The helpers that decide *what* a report says (which quantities make the
-headline, how a value, a rate or a null is written, how metrics, settings,
-environment and timing flatten into rows) live here and are shared with
-:mod:`invaudit.reports.render_html`, so both formats always agree.  Callers
+The helpers that decide *what* a report says (the headline rows, which each
+attack declares in :attr:`~invaudit.attacks.declaration.Attack.headline`; how
+metrics, settings, environment and timing flatten into rows) live here and are
+shared with :mod:`invaudit.reports.render_html`, so both formats always agree;
+how a value, a rate or a null is written is :mod:`invaudit.reports.formats`.  Callers
 validate the dict with :func:`invaudit.reports.schema.check_report` first;
 the renderers read it with ``.get`` so that optional sections (no oracle, a
 model that is not invertible) simply show as ``n/a``.
 
 An oracle rate is only evidence when the points the oracle judged are inputs.
 When the report's warnings hold a flag that says they are not (metamers or
-interpolations off the data box, an exploding inverse: :data:`VOIDING_FLAGS`),
+interpolations off the data box, an exploding inverse: :func:`void_reasons`),
 every table that shows the rate marks it next to its value, ``87.7% ⚠ not
 meaningful: why``; Markdown strikes the value through and HTML wraps it in
 ``<del>``.
@@ -26,7 +27,6 @@ meaningful: why``; Markdown strikes the value through and HTML wraps it in
 
 from __future__ import annotations
 
-import json
 import math
 import os
 from collections.abc import Iterable, Mapping
@@ -35,129 +35,57 @@ from urllib.parse import quote
 
 import pandas as pd
 
-from .intervals import (
-    attack_intervals,
-    clean_accuracy_interval,
-    fmt_interval,
-    fmt_interval_fraction,
-    interval_of,
-)
+from ..attacks import ATTACKS
+from ..attacks.declaration import BITS, HIGHER, LOWER, RATE, SHARE, Headline
+from .formats import NA, fmt_interval, fmt_interval_fraction, fmt_percent, fmt_seconds, fmt_value
+from .intervals import attack_intervals, clean_accuracy_interval, interval_of
 
-NA = "n/a"
-
-# How a headline quantity is written.  RATE: a share of the attack's ``n``
-# samples, so a percentage with n and its exact 95 % interval.  SHARE: a
-# percentage over something other than those samples (the boundary grid), so
-# neither n nor an interval applies.  NUMBER and BITS: not shares at all.
-RATE, SHARE, NUMBER, BITS = "rate", "share", "number", "bits"
-# Which way is good for the audited model (the ``better`` column).
-HIGHER, LOWER, FULL = "higher", "lower", "100 %"
-
-HeadlineSpec = tuple[str, str, str, str]  # (metric, label, how it is written, better)
-
-_ROBUST: tuple[HeadlineSpec, ...] = (
-    ("robust_accuracy", "robust accuracy @ ε={key}", RATE, HIGHER),
-)
-_MINIMAL_NORM: tuple[HeadlineSpec, ...] = _ROBUST + (
-    ("median_distance", "median distance", NUMBER, HIGHER),
-)
-
-# The quantities that make the headline table, per attack and in this order.
-# A map-valued metric (``robust_accuracy``) gives one row per key; its label
-# holds ``{key}``.  Attacks not listed here still get their own section.
-HEADLINE: dict[str, tuple[HeadlineSpec, ...]] = {
-    "metamer": (
-        ("invariance_success_rate", "invariance success", RATE, LOWER),
-        ("oracle_agrees_nuisance_source", "oracle agrees with nuisance source", RATE, LOWER),
-        # F is a bijection: anything below 100 % is a numerical fault, not a finding.
-        ("prediction_preserved", "prediction preserved", RATE, FULL),
-    ),
-    "interpolate": (
-        ("decision_preserved_rate", "decision preserved", RATE, FULL),
-        ("oracle_flip_rate", "oracle flips", RATE, LOWER),
-    ),
-    "probe": (
-        ("nuisance_error", "nuisance error", RATE, HIGHER),
-        ("logit_error", "logit error", RATE, LOWER),
-        ("mi_lower_bound_bits_nuisance", "I(z_n; y) lower bound", BITS, LOWER),
-    ),
-    "misaligned": (
-        ("invariance_adversarial_share", "invariance-adversarial share", RATE, LOWER),
-    ),
-    # D's agreement with the exact oracle in the plane through x and its
-    # metamer, balanced over the two classes (chance 50 %): low means D is
-    # invariant along a direction that changes the true class.
-    "boundary": (
-        (
-            "metamer_plane_logit_accuracy_balanced",
-            "D agrees with oracle, metamer plane",
-            SHARE,
-            HIGHER,
-        ),
-    ),
-    "fgsm": _ROBUST,
-    "pgd-linf": _ROBUST,
-    "pgd-l2": _ROBUST,
-    "deepfool-l2": _MINIMAL_NORM,
-    "deepfool-linf": _MINIMAL_NORM,
-    "cw-l2": _MINIMAL_NORM,
-}
+__all__ = [
+    "HEADLINE_COLUMNS",
+    "NA",
+    "NOT_MEANINGFUL",
+    "attack_caption",
+    "compare_markdown",
+    "fmt_percent",
+    "fmt_value",
+    "headline_frame",
+    "headline_rows",
+    "headline_specs",
+    "mark_not_meaningful",
+    "report_markdown",
+    "void_reasons",
+]
 
 HEADLINE_COLUMNS = ("check", "value", "95% interval", "n", "better")
 
-# The oracle rates of the invariance attacks: the oracle's verdicts on decoded points.
-ORACLE_RATES: dict[str, tuple[str, ...]] = {
-    "metamer": (
-        "invariance_success_rate",
-        "oracle_agrees_nuisance_source",
-        "oracle_agrees_logit_source",
-        "oracle_names_a_source",
-    ),
-    "interpolate": (
-        "oracle_flip_rate",
-        "endpoint_oracle_agrees_nuisance_source",
-        "endpoint_oracle_agrees_logit_source",
-    ),
+#: Sanity flags (invaudit.reports.sanity) that void the oracle rates of the attack the
+#: warning names (its decoded points left the data box), with the reason shown.
+OFF_DOMAIN_FLAGS: dict[str, str] = {
+    "metamers_off_domain": "metamers leave the data box",
+    "interpolation_off_domain": "interpolations leave the data box",
 }
-# Sanity flags (invaudit.reports.sanity) that void those rates, and the methods they void.
-VOIDING_FLAGS: dict[str, tuple[str, ...]] = {
-    "metamers_off_domain": ("metamer",),
-    "interpolation_off_domain": ("interpolate",),
-    "inverse_exploding": ("metamer", "interpolate"),
-}
+#: The sanity flag that voids the oracle rates of every attack that declares some: F⁻¹
+#: explodes at metamer points, so whatever it decodes is amplified noise.
+EXPLODING_FLAG = "inverse_exploding"
 #: How a voided rate is marked in every table: ``"87.7% ⚠ not meaningful: why"``.
 #: Markdown strikes the value through, HTML wraps it in ``<del>``.
 NOT_MEANINGFUL = "⚠ not meaningful"
 
 
-def fmt_value(value: Any) -> str:
-    """``value`` as a table cell: null as ``n/a``, floats to 4 significant digits."""
-    if value is None:
-        return NA
-    if isinstance(value, bool):
-        return "true" if value else "false"
-    if isinstance(value, int):
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.4g}"
-    if isinstance(value, str):
-        return value
-    return json.dumps(value, ensure_ascii=False, default=str)
+def headline_specs(method: str) -> tuple[Headline, ...]:
+    """The headline rows attack ``method`` declares (none for a method this invaudit does
+    not know, e.g. in an older report)."""
+    attack = ATTACKS.get(method)
+    return attack.headline if attack is not None else ()
 
 
-def fmt_percent(value: Any) -> str:
-    """A fraction in [0, 1] as a percentage; one decimal unless that would show 0.0."""
-    if not isinstance(value, int | float) or isinstance(value, bool):
-        return fmt_value(value)
-    if not math.isfinite(value):
-        return NA
-    percent = 100 * value
-    if percent != 0 and abs(percent) < 0.05:
-        return f"{percent:.2g}%"
-    return f"{percent:.1f}%"
+def oracle_rates(method: str) -> tuple[str, ...]:
+    """The oracle rates on decoded points attack ``method`` declares (see :func:`void_reasons`)."""
+    attack = ATTACKS.get(method)
+    return attack.oracle_rates if attack is not None else ()
 
 
-def _ordered_keys(mapping: Mapping[str, Any]) -> list[str]:
+def ordered_keys(mapping: Mapping[str, Any]) -> list[str]:
     """Numeric keys (epsilons) in numeric order; anything else as written."""
     keys = [str(k) for k in mapping]
     try:
@@ -191,27 +119,34 @@ def _headline_cell(
 
 
 def void_reasons(report: Mapping[str, Any]) -> dict[str, list[str]]:
-    """Per invariance method, why its oracle rates are not meaningful (empty: they are).
+    """Per attack with oracle rates (:attr:`~invaudit.attacks.declaration.Attack.oracle_rates`),
+    why they are not meaningful (absent: they are).
 
-    Read from the report's warnings, so a report shows what its checks found.  An
-    exact oracle (spheres: the radius) judges any point, so nothing is voided then.
+    Read from the report's warnings, so a report shows what its checks found: the
+    attack's own off-domain flag first, then an exploding inverse.  An exact oracle
+    (spheres: the radius) judges any point, so nothing is voided then.
     """
     if (report.get("oracle") or {}).get("exact"):
         return {}
     gain = (report.get("invertibility") or {}).get("metamer_gain") or {}
     top = gain.get("max")
-    why = {
-        "metamers_off_domain": "metamers leave the data box",
-        "interpolation_off_domain": "interpolations leave the data box",
-        "inverse_exploding": "F⁻¹ explodes at metamers"
-        + (f" (gain up to {top:.3g})" if isinstance(top, int | float) else ""),
-    }
-    fired = {w.get("name") for w in report.get("warnings") or [] if isinstance(w, Mapping)}
+    exploding = "F⁻¹ explodes at metamers" + (
+        f" (gain up to {top:.3g})" if isinstance(top, int | float) else ""
+    )
+    fired = [
+        (w.get("name"), w.get("method"))
+        for w in report.get("warnings") or []
+        if isinstance(w, Mapping)
+    ]
     reasons: dict[str, list[str]] = {}
-    for name, methods in VOIDING_FLAGS.items():  # the method's own box check first
-        if name in fired:
-            for method in methods:
-                reasons.setdefault(method, []).append(why[name])
+    for method, attack in ATTACKS.items():
+        if not attack.oracle_rates:
+            continue
+        why = [OFF_DOMAIN_FLAGS[n] for n, m in fired if n in OFF_DOMAIN_FLAGS and m == method]
+        if any(n == EXPLODING_FLAG for n, _ in fired):
+            why.append(exploding)
+        if why:
+            reasons[method] = list(dict.fromkeys(why))
     return reasons
 
 
@@ -294,10 +229,11 @@ def headline_rows(report: Mapping[str, Any]) -> list[Row]:
     for method, record in (report.get("attacks") or {}).items():
         metrics = record.get("metrics") or {}
         n, intervals = record.get("n"), attack_intervals(str(method), record)
-        for metric, label, style, better in HEADLINE.get(method, ()):
+        for spec in headline_specs(str(method)):
+            metric, label, style, better = spec.metric, spec.label, spec.style, spec.better
             value = metrics.get(metric)
             if isinstance(value, Mapping):
-                for key in _ordered_keys(value):
+                for key in ordered_keys(value):
                     name = f"{method} {label.format(key=key)}"
                     interval = interval_of(intervals, metric, key)
                     rows.append(_headline_cell(name, value[key], style, n, interval, better))
@@ -305,7 +241,7 @@ def headline_rows(report: Mapping[str, Any]) -> list[Row]:
                 name = f"{method} {label.format(key='?')}"
                 interval = interval_of(intervals, metric)
                 row = _headline_cell(name, value, style, n, interval, better)
-                why = voided.get(method) if metric in ORACLE_RATES.get(method, ()) else None
+                why = voided.get(method) if metric in oracle_rates(str(method)) else None
                 if value is not None and why:
                     row = (row[0], mark_not_meaningful(row[1], why), *row[2:])
                 rows.append(row)
@@ -321,7 +257,7 @@ def headline_frame(report: Mapping[str, Any]) -> pd.DataFrame:
 def _flatten(prefix: str, value: Any) -> Iterable[tuple[str, Any]]:
     """Map-valued entries as one row per key, named the way gate paths read them."""
     if isinstance(value, Mapping):
-        for key in _ordered_keys(value):
+        for key in ordered_keys(value):
             yield from _flatten(f"{prefix}[{key}]", value[key])
     else:
         yield prefix, value
@@ -377,16 +313,10 @@ def timing_frame(timing: Mapping[str, Any] | None) -> pd.DataFrame:
     rows: list[tuple[str, str]] = []
     for key, value in (timing or {}).items():
         if isinstance(value, Mapping):
-            rows += [(f"attack {name}", _seconds(v)) for name, v in value.items()]
+            rows += [(f"attack {name}", fmt_seconds(v)) for name, v in value.items()]
         else:
-            rows.append((str(key).removesuffix("_seconds").replace("_", " "), _seconds(value)))
+            rows.append((str(key).removesuffix("_seconds").replace("_", " "), fmt_seconds(value)))
     return pd.DataFrame(rows, columns=["step", "seconds"])
-
-
-def _seconds(value: Any) -> str:
-    if isinstance(value, int | float) and not isinstance(value, bool):
-        return f"{value:.1f}"
-    return fmt_value(value)
 
 
 def title_text(report: Mapping[str, Any]) -> str:
@@ -560,10 +490,14 @@ def compare_markdown(
     *,
     verdicts: Mapping[str, str] | None = None,
     warnings: Mapping[str, list[tuple[str, str, str]]] | None = None,
+    story: str | None = None,
 ) -> str:
-    """The verdict per model first, then the comparison tables (each under its own heading
-    with its index shown), every model's warnings with their texts, then the notes."""
+    """The story (:mod:`invaudit.reports.story`) and the verdict per model first, then the
+    comparison tables (each under its own heading with its index shown), every model's
+    warnings with their texts, then the notes."""
     lines = [f"# {_md_text(title)}", ""]
+    if story:
+        lines += [_md_text(story), ""]
     for label, text in (verdicts or {}).items():
         lines += [f"**Verdict, {_md_text(label)}.** {_md_text(text)}", ""]
     for name, frame in tables.items():

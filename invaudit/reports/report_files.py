@@ -15,7 +15,7 @@ from typing import Any
 import pandas as pd
 
 from ..atomic import write_atomic
-from .figures import save_png
+from ..figures import save_png
 from .folder import replace_folder
 from .render_html import compare_html, report_html
 from .render_md import compare_markdown, report_markdown
@@ -54,6 +54,7 @@ def fill_comparison(runs: Mapping[str, SuiteRun], folder: Path) -> dict[str, pd.
         long_table,
         voided_quantities,
     )
+    from .story import comparison_story
 
     for label, run in runs.items():
         (folder / label).mkdir()
@@ -63,6 +64,7 @@ def fill_comparison(runs: Mapping[str, SuiteRun], folder: Path) -> dict[str, pd.
     tables = display_tables(long, voided_quantities(reports))
     notes = comparison_notes(reports)
     verdicts, warnings = comparison_verdicts(reports), comparison_warnings(reports)
+    story = comparison_story(reports)
     figures = []
     for stem, fig in comparison_figures(runs).items():
         save_png(fig, folder / "figures" / f"{stem}.png")
@@ -71,11 +73,14 @@ def fill_comparison(runs: Mapping[str, SuiteRun], folder: Path) -> dict[str, pd.
     write_text(folder / "compare.csv", long.to_csv(index=False))
     write_text(
         folder / "compare.md",
-        compare_markdown(title, tables, notes, verdicts=verdicts, warnings=warnings),
+        compare_markdown(title, tables, notes, verdicts=verdicts, warnings=warnings, story=story),
     )
     write_text(
         folder / "compare.html",
-        compare_html(title, tables, notes, figures, folder, verdicts=verdicts, warnings=warnings),
+        compare_html(
+            title, tables, notes, figures, folder, verdicts=verdicts, warnings=warnings,
+            story=story,
+        ),
     )
     write_json(folder / "compare.json", comparison_record(runs, long))
     return tables

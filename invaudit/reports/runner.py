@@ -27,20 +27,18 @@ from .. import __version__
 from ..attacks import ATTACKS, AttackResult, AuditContext, Progress
 from ..attacks.base import dataset_tensors, pair_other_class
 from ..attacks.setup import AuditSetup, model_record
-from ..models.check import check_invertibility
+from ..models.check import RECONSTRUCTION_TOLERANCE, check_invertibility
 from ..models.classifier import InvertibleClassifier
 from ..models.stability import inverse_gain
 from .attack_files import json_safe
 from .intervals import rate_interval, rate_intervals
 from .sanity import mode_warnings, model_warnings, report_warnings
 from .schema import SCHEMA, SCHEMA_VERSION
-from .suite import Suite
+from .suite import Step, Suite
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: |F⁻¹(F(x)) − x| above this fails the invertibility check (float32 images).
-RECONSTRUCTION_TOLERANCE = 1e-4
 #: Audited test examples behind the inverse's local gain (``invertibility.metamer_gain``
 #: and ``data_gain``): the first of the invertibility check's examples (fewer with --n).
 #: The cost grows linearly with the count; 32 keep both gains near 6 % of the quick
@@ -164,6 +162,136 @@ def environment(setup: AuditSetup, seed: int) -> dict[str, Any]:
     }
 
 
+def _silent(line: str) -> None:
+    """A ``log`` / ``warn`` callback that drops the line."""
+
+
+@dataclass
+class _SuiteRunner:
+    """One suite run in progress: what every step shares, and the ``timing`` it fills."""
+
+    setup: AuditSetup
+    seed: int
+    batch_size: int
+    progress: Progress
+    say: Callable[[str], None]
+    tell: Callable[[str], None]
+    timing: dict[str, Any] = field(default_factory=lambda: {"attacks": {}})
+
+    def _timed(self, key: str, measure: Callable[[], Any]) -> Any:
+        """``measure()``, its seconds stored as ``timing[key]``."""
+        tick = time.perf_counter()
+        result = measure()
+        self.timing[key] = time.perf_counter() - tick
+        return result
+
+    def model_section(self, suite: Suite) -> dict[str, Any]:
+        """The ``model`` record with its clean accuracy; early warnings go to ``tell``."""
+        setup, model = self.setup, self.setup.model
+        accuracy, accuracy_n = self._timed(
+            "clean_accuracy_seconds",
+            lambda: _accuracy(setup, suite.accuracy_n, self.seed, self.batch_size),
+        )
+        record = {
+            **model_record(setup.path, model),
+            "dataset": setup.data.name,
+            "data_source": setup.data.source,
+            "input_shape": list(model.input_shape),
+            "num_classes": model.num_classes,
+            "parameters": sum(p.numel() for p in model.parameters()),
+            "invertible": isinstance(model, InvertibleClassifier),
+            "clean_accuracy": accuracy,
+            "clean_accuracy_n": accuracy_n,
+            "clean_accuracy_interval": rate_interval(accuracy, accuracy_n),
+        }
+        for early in model_warnings(record):
+            self.tell(f"warning: {early['name']}: {early['message']}")
+        return record
+
+    def invertibility_section(self, suite: Suite) -> dict[str, Any] | None:
+        """The reconstruction check and, for an invertible model, the inverse's gains."""
+        record = self._timed(
+            "invertibility_seconds",
+            lambda: _invertibility(self.setup, suite.invertibility_n, self.seed),
+        )
+        model = self.setup.model
+        if isinstance(model, InvertibleClassifier):
+            self.say("inverse gain at metamer and data points")
+            gain_n = min(GAIN_N, suite.invertibility_n)
+            gains, seconds = _inverse_gains(model, self.setup, gain_n, self.seed)
+            record.update(gains)
+            self.timing.update(seconds)
+        return record
+
+    def oracle_section(self, suite: Suite, accuracy_n: int) -> dict[str, Any] | None:
+        """The oracle's description and, for a learned one, its clean accuracy."""
+        oracle = self.setup.oracle
+        if oracle is None:
+            return None
+        record = dict(oracle.info())
+        if not oracle.exact:
+            record["clean_accuracy"] = _oracle_accuracy(
+                self.setup, suite.accuracy_n, self.seed, self.batch_size
+            )
+            record["clean_accuracy_n"] = accuracy_n
+        return record
+
+    def attack(self, step: Step, label: str, run: SuiteRun) -> dict[str, Any]:
+        """Run one step; its result and figures go to ``run``, its report record is returned."""
+        setup, seed = self.setup, self.seed
+        attack = ATTACKS[step.method]
+        self.say(f"{label} {step.method}: {attack.description(step.options)}")
+        ctx = AuditContext(
+            setup.model,
+            setup.data,
+            oracle=setup.oracle,
+            n=step.n,
+            seed=seed,
+            batch_size=self.batch_size,
+            device=setup.device,
+            progress=self.progress,
+        )
+        tick = time.perf_counter()
+        torch.manual_seed(seed)
+        result = attack.run(ctx, **step.options)
+        self.timing["attacks"][step.method] = time.perf_counter() - tick
+        result.settings.update(
+            seed=seed, batch_size=self.batch_size, dataset=setup.data.name, n_requested=step.n
+        )
+        # Several ε-attacks name a figure alike ("robust_accuracy"): prefix the method.
+        figures = {
+            name if name.startswith(step.method) else f"{step.method}-{name}": fig
+            for name, fig in attack.figures(result).items()
+        }
+        run.results[step.method] = result
+        run.figures[step.method] = figures
+        return {
+            "kind": attack.kind,
+            "summary": attack.description(result.settings),
+            "n": result.metrics.get("n"),
+            "intervals": rate_intervals(attack.rates, result.metrics),
+            "metrics": result.metrics,
+            "settings": result.settings,
+            "records": f"{step.method}.csv",
+            "figures": [f"figures/{name}.png" for name in figures],
+        }
+
+
+def _report_head(suite: Suite, seed: int) -> dict[str, Any]:
+    """The report's first keys: what it is, when it was made, and the suite it ran."""
+    return {
+        "schema": SCHEMA,
+        "schema_version": SCHEMA_VERSION,
+        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "suite": {
+            "name": suite.name,
+            "seed": seed,
+            "methods": suite.methods,
+            "n": {s.method: s.n for s in suite.steps},
+        },
+    }
+
+
 def run_suite(
     setup: AuditSetup,
     suite: Suite,
@@ -183,106 +311,26 @@ def run_suite(
             (a model too weak to audit), so the user hears it at once; the report's
             ``warnings`` hold it too.
     """
-    progress = progress or Progress()
-    say = log or (lambda line: None)
-    tell = warn or (lambda line: None)
+    runner = _SuiteRunner(
+        setup, seed, batch_size, progress or Progress(), log or _silent, warn or _silent
+    )
     started = time.perf_counter()
-    timing: dict[str, Any] = {"attacks": {}}
-    model = setup.model
-    report: dict[str, Any] = {
-        "schema": SCHEMA,
-        "schema_version": SCHEMA_VERSION,
-        "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "suite": {
-            "name": suite.name,
-            "seed": seed,
-            "methods": suite.methods,
-            "n": {s.method: s.n for s in suite.steps},
-        },
-    }
-
-    say("clean accuracy and invertibility")
-    tick = time.perf_counter()
-    accuracy, accuracy_n = _accuracy(setup, suite.accuracy_n, seed, batch_size)
-    timing["clean_accuracy_seconds"] = time.perf_counter() - tick
-    report["model"] = {
-        **model_record(setup.path, model),
-        "dataset": setup.data.name,
-        "data_source": setup.data.source,
-        "input_shape": list(model.input_shape),
-        "num_classes": model.num_classes,
-        "parameters": sum(p.numel() for p in model.parameters()),
-        "invertible": isinstance(model, InvertibleClassifier),
-        "clean_accuracy": accuracy,
-        "clean_accuracy_n": accuracy_n,
-        "clean_accuracy_interval": rate_interval(accuracy, accuracy_n),
-    }
-    for early in model_warnings(report["model"]):
-        tell(f"warning: {early['name']}: {early['message']}")
-    tick = time.perf_counter()
-    report["invertibility"] = _invertibility(setup, suite.invertibility_n, seed)
-    timing["invertibility_seconds"] = time.perf_counter() - tick
-    if isinstance(model, InvertibleClassifier):
-        say("inverse gain at metamer and data points")
-        gain_n = min(GAIN_N, suite.invertibility_n)
-        gains, seconds = _inverse_gains(model, setup, gain_n, seed)
-        report["invertibility"].update(gains)
-        timing.update(seconds)
-    warnings = mode_warnings(model.training, _forward_is_deterministic(setup, seed))
-
-    oracle = None
-    if setup.oracle is not None:
-        oracle = dict(setup.oracle.info())
-        if not setup.oracle.exact:
-            oracle["clean_accuracy"] = _oracle_accuracy(setup, suite.accuracy_n, seed, batch_size)
-            oracle["clean_accuracy_n"] = accuracy_n
-    report["oracle"] = oracle
-
+    report = _report_head(suite, seed)
+    runner.say("clean accuracy and invertibility")
+    report["model"] = runner.model_section(suite)
+    report["invertibility"] = runner.invertibility_section(suite)
+    warnings = mode_warnings(setup.model.training, _forward_is_deterministic(setup, seed))
+    report["oracle"] = runner.oracle_section(suite, report["model"]["clean_accuracy_n"])
     run = SuiteRun(report)
-    attacks: dict[str, Any] = {}
-    for k, step in enumerate(suite.steps, 1):
-        attack = ATTACKS[step.method]
-        say(f"[{k}/{len(suite.steps)}] {step.method}: {attack.description(step.options)}")
-        ctx = AuditContext(
-            model,
-            setup.data,
-            oracle=setup.oracle,
-            n=step.n,
-            seed=seed,
-            batch_size=batch_size,
-            device=setup.device,
-            progress=progress,
-        )
-        tick = time.perf_counter()
-        torch.manual_seed(seed)
-        result = attack.run(ctx, **step.options)
-        timing["attacks"][step.method] = time.perf_counter() - tick
-        result.settings.update(
-            seed=seed, batch_size=batch_size, dataset=setup.data.name, n_requested=step.n
-        )
-        # Several ε-attacks name a figure alike ("robust_accuracy"): prefix the method.
-        figures = {
-            name if name.startswith(step.method) else f"{step.method}-{name}": fig
-            for name, fig in attack.figures(result).items()
-        }
-        run.results[step.method] = result
-        run.figures[step.method] = figures
-        n = result.metrics.get("n")
-        attacks[step.method] = {
-            "kind": attack.kind,
-            "summary": attack.description(result.settings),
-            "n": n,
-            "intervals": rate_intervals(attack.rates, result.metrics),
-            "metrics": result.metrics,
-            "settings": result.settings,
-            "records": f"{step.method}.csv",
-            "figures": [f"figures/{name}.png" for name in figures],
-        }
-    report["attacks"] = attacks
+    total = len(suite.steps)
+    report["attacks"] = {
+        step.method: runner.attack(step, f"[{k}/{total}]", run)
+        for k, step in enumerate(suite.steps, 1)
+    }
     report["warnings"] = []
     report["environment"] = environment(setup, seed)
-    timing["total_seconds"] = time.perf_counter() - started
-    report["timing"] = timing
+    runner.timing["total_seconds"] = time.perf_counter() - started
+    report["timing"] = runner.timing
     report = json_safe(report)
     report["warnings"] = json_safe(warnings + report_warnings(report))
     run.report = report

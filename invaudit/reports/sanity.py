@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ..attacks import ATTACKS
 from ..attacks.base import BOX_TOLERANCE
 from .intervals import attack_intervals, fmt_interval, width
 
@@ -188,15 +189,15 @@ def _model_accuracy(report: Mapping[str, Any]) -> list[Warning_]:
 
 def _oracle(report: Mapping[str, Any]) -> list[Warning_]:
     oracle = report.get("oracle")
-    needs_oracle = any(m in report.get("attacks", {}) for m in ("metamer", "interpolate"))
+    judged = [m for m in report.get("attacks", {}) if m in ATTACKS and ATTACKS[m].oracle_rates]
     if oracle is None:
-        if not needs_oracle:
+        if not judged:
             return []
         return [
             _warning(
                 "no_oracle",
-                "no oracle (none in the zoo for this dataset, or --oracle none): the metamer "
-                "and interpolation oracle rates are n/a",
+                "no oracle (none in the zoo for this dataset, or --oracle none): the oracle "
+                f"rates of {' and '.join(judged)} are n/a",
             )
         ]
     acc = oracle.get("clean_accuracy")

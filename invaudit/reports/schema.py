@@ -113,8 +113,8 @@ def ci95_halfwidth(n: int | None) -> float | None:
     return 1.959964 * math.sqrt(0.25 / n)
 
 
-def check_report(report: Any, where: str = "report") -> dict[str, Any]:
-    """``report`` if it is a schema-1 report; otherwise a one-line :class:`ConfigError`."""
+def _check_header(report: Any, where: str) -> None:
+    """That ``report`` is an object marked as a schema-1 report that holds every section."""
     if not isinstance(report, Mapping):
         raise ConfigError(f"{where}: not a JSON object")
     if report.get("schema") != SCHEMA:
@@ -127,17 +127,26 @@ def check_report(report: Any, where: str = "report") -> dict[str, Any]:
     missing = [s for s in SECTIONS if s not in report]
     if missing:
         raise ConfigError(f"{where}: missing section(s) {', '.join(missing)}")
+
+
+def _check_model(report: Mapping[str, Any], where: str) -> None:
     model = report["model"]
     if not isinstance(model, Mapping):
         raise ConfigError(f"{where}: 'model' is not an object")
     if not isinstance(model.get("data_source"), str | None):
         raise ConfigError(f"{where}: model.data_source is not text")
+
+
+def _check_invertibility(report: Mapping[str, Any], where: str) -> None:
     inv = report["invertibility"]
     if inv is not None and not isinstance(inv, Mapping):
         raise ConfigError(f"{where}: 'invertibility' is neither an object nor null")
     for key in ("metamer_gain", "data_gain"):
         if inv and not isinstance(inv.get(key), Mapping | None):
             raise ConfigError(f"{where}: invertibility.{key} is neither an object nor null")
+
+
+def _check_attacks(report: Mapping[str, Any], where: str) -> None:
     if not isinstance(report["attacks"], Mapping):
         raise ConfigError(f"{where}: 'attacks' is not an object")
     for method, record in report["attacks"].items():
@@ -148,8 +157,27 @@ def check_report(report: Any, where: str = "report") -> dict[str, Any]:
             raise ConfigError(f"{where}: attack {method!r} lacks {', '.join(absent)}")
         if not isinstance(record.get("intervals", {}), Mapping):
             raise ConfigError(f"{where}: attack {method!r}: 'intervals' is not an object")
+
+
+def _check_warnings_and_gate(report: Mapping[str, Any], where: str) -> None:
     if not isinstance(report["warnings"], list):
         raise ConfigError(f"{where}: 'warnings' is not a list")
     if not isinstance(report.get("gate"), Mapping | None):
         raise ConfigError(f"{where}: 'gate' is neither an object nor null")
+
+
+#: What :func:`check_report` checks, in order: each part may rely on those before it.
+_REPORT_CHECKS = (
+    _check_header,
+    _check_model,
+    _check_invertibility,
+    _check_attacks,
+    _check_warnings_and_gate,
+)
+
+
+def check_report(report: Any, where: str = "report") -> dict[str, Any]:
+    """``report`` if it is a schema-1 report; otherwise a one-line :class:`ConfigError`."""
+    for check in _REPORT_CHECKS:
+        check(report, where)
     return dict(report)

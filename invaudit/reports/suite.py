@@ -1,5 +1,9 @@
 """The audit suites: which attacks a report runs, on how many examples, with what options.
 
+Each attack declares its own budget per suite
+(:attr:`~invaudit.attacks.declaration.Attack.suites`); a suite is every registered
+attack with a budget in it, in registry order.
+
 ``quick`` is sized for an MNIST fiRevNet on two CPU cores: 1 min 42 s on an idle
 machine, 5 min 30 s on cores shared with two training jobs (the cost of each
 step is in ``docs/reports.md``);
@@ -15,7 +19,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..attacks import ATTACKS, check_attack
-from ..attacks.perturbation import check_epsilons
+from ..attacks.declaration import SUITE_NAMES
+from ..attacks.epsilons import check_epsilons
 from ..errors import ConfigError
 
 
@@ -49,32 +54,10 @@ class Suite:
         return [s.method for s in self.steps]
 
 
-SUITE_NAMES = ("quick", "full")
-
-# Per suite: (method, options, n).  Spheres-only methods are dropped for images.
-_QUICK: tuple[tuple[str, dict[str, Any], int | None], ...] = (
-    ("metamer", {}, 512),
-    ("interpolate", {}, 400),
-    ("probe", {"train_n": 10_000, "probe_epochs": 3}, 2_000),
-    ("misaligned", {}, 2_000),
-    ("boundary", {"grid": 41, "train_n": 10_000, "probe_epochs": 3}, 1_000),
-    ("fgsm", {}, 512),
-    ("pgd-linf", {"steps": 10}, 256),
-    ("pgd-l2", {"steps": 10}, 256),
-)
-_FULL: tuple[tuple[str, dict[str, Any], int | None], ...] = (
-    ("metamer", {}, None),
-    ("interpolate", {}, 1_000),
-    ("probe", {}, None),
-    ("misaligned", {}, None),
-    ("boundary", {}, 2_000),
-    ("fgsm", {}, 1_000),
-    ("pgd-linf", {}, 1_000),
-    ("pgd-l2", {}, 1_000),
-    ("deepfool-l2", {}, 1_000),
-    ("cw-l2", {"steps": 50}, 200),
-)
-_PLANS = {"quick": (_QUICK, 1_000, 256), "full": (_FULL, None, 1_024)}
+#: Per suite: the test examples behind the clean accuracy (None: all) and behind the
+#: invertibility check.  Which attacks run, on how many examples and with which
+#: options, each attack declares (:attr:`~invaudit.attacks.declaration.Attack.suites`).
+_SIZES: dict[str, tuple[int | None, int]] = {"quick": (1_000, 256), "full": (None, 1_024)}
 
 
 def plan_suite(
@@ -85,7 +68,8 @@ def plan_suite(
     n: int | None = None,
     epsilons: list[float] | dict[str, list[float]] | None = None,
 ) -> Suite:
-    """The suite ``name`` for a model trained on ``dataset``.
+    """The suite ``name`` for a model trained on ``dataset``: every registered attack
+    with a budget in it, in registry order, that applies to the dataset and the model.
 
     Args:
         invertible: False drops the methods that need F⁻¹ (a plain classifier
@@ -95,25 +79,27 @@ def plan_suite(
             ``{"linf": [...], "l2": [...]}`` replaces it per norm (a norm it lacks
             keeps the default).
     """
-    if name not in _PLANS:
+    if name not in SUITE_NAMES:
         raise ConfigError(f"unknown suite {name!r}; expected one of {', '.join(SUITE_NAMES)}")
     if n is not None and n < 1:
         raise ConfigError(f"--n must be at least 1, got {n}")
-    plan, accuracy_n, invertibility_n = _PLANS[name]
+    accuracy_n, invertibility_n = _SIZES[name]
     steps = []
-    for method, options, budget in plan:
-        attack = ATTACKS[method]
+    for method, attack in ATTACKS.items():
+        budget = attack.suites.get(name)
+        if budget is None:
+            continue
         if attack.datasets is not None and dataset not in attack.datasets:
             continue
         if attack.needs_invertible and not invertible:
             continue
-        options = dict(options)
+        options = dict(budget.options)
         chosen = epsilons.get(attack.norm) if isinstance(epsilons, dict) else epsilons
-        if chosen is not None and "epsilons" in attack.options:
+        if chosen is not None and attack.norm is not None:
             # Checked here, before any attack runs, not when the ε-attack starts.
             options["epsilons"] = check_epsilons(chosen)
         check_attack(method, dataset, options)
-        steps.append(Step(method, options, _cap(budget, n)))
+        steps.append(Step(method, options, _cap(budget.n, n)))
     return Suite(
         name=name,
         steps=tuple(steps),
@@ -134,10 +120,22 @@ MODEL_FIELDS = ("parameters", "num_classes", "clean_accuracy", "clean_accuracy_n
 INVERTIBILITY_FIELDS = (
     "n", "max_abs_error", "mean_abs_error", "tolerance", "metamer_gain", "data_gain"
 )
-#: Metrics that are maps (ε → rate; the gain summaries): a check on them needs ``[KEY]``.
-MAP_METRICS = frozenset({"robust_accuracy", "metamer_gain", "data_gain"})
+#: The invertibility section's maps: the gain summaries (a check needs ``[KEY]``).
+GAIN_MAPS = ("metamer_gain", "data_gain")
 #: The numeric entries of a gain summary a check may pick, e.g. ``invertibility.metamer_gain[max]``.
 GAIN_KEYS = ("n", "median", "max", "largest_layer_median_gain")
+
+
+def map_keys(method: str, metric: str) -> tuple[str, str] | None:
+    """What the keys of a map-valued metric are and an example key; None: not a map.
+
+    Attacks declare theirs (:attr:`Attack.maps`); the invertibility section's
+    gain summaries are maps of :data:`GAIN_KEYS`.
+    """
+    if method == "invertibility":
+        return ("gain summary entry", "max") if metric in GAIN_MAPS else None
+    attack = ATTACKS.get(method)
+    return None if attack is None else attack.maps.get(metric)
 
 
 def planned_metrics(suite: Suite, *, invertible: bool = True) -> dict[str, set[str]]:

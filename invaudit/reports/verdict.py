@@ -21,10 +21,12 @@ text is plain (no Markdown); the renderers escape and place it.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
-from .intervals import attack_intervals, clean_accuracy_interval, fmt_interval, interval_of
-from .render_md import fmt_percent, void_reasons
+from ..attacks.epsilons import NORM_LABEL
+from .formats import fmt_percent, fmt_rate
+from .intervals import attack_intervals, clean_accuracy_interval, interval_of
+from .render_md import void_reasons
 from .sanity import PRECISION
 
 #: Two shares closer than this are "about equally bad".
@@ -55,15 +57,16 @@ EXACT_ORACLE_GLOSS: dict[str, str] = {
 MINOR = ("few_samples",)
 
 
-def _rate(value: Any, interval: Mapping[str, Any] | None) -> str:
-    text = fmt_percent(value)
-    shown = fmt_interval(interval)
-    return f"{text} {shown}" if shown else text
+def attack_record(report: Mapping[str, Any], method: str) -> Mapping[str, Any] | None:
+    """``report["attacks"][method]``, or None when that method did not run (a suite without
+    it, a dataset it does not apply to): readers of a report must not assume a method."""
+    record = (report.get("attacks") or {}).get(method)
+    return record if isinstance(record, Mapping) else None
 
 
 def _attack(report: Mapping[str, Any], method: str) -> tuple[Mapping[str, Any], dict[str, Any]]:
-    record = (report.get("attacks") or {}).get(method)
-    if not isinstance(record, Mapping):
+    record = attack_record(report, method)
+    if record is None:
         return {}, {}
     return record.get("metrics") or {}, attack_intervals(method, record)
 
@@ -73,7 +76,7 @@ def _weak_model(report: Mapping[str, Any]) -> str | None:
     if not fired:
         return None
     model = report.get("model") or {}
-    accuracy = _rate(model.get("clean_accuracy"), clean_accuracy_interval(model))
+    accuracy = fmt_rate(model.get("clean_accuracy"), clean_accuracy_interval(model))
     return (
         f"⚠ The model is right on only {accuracy} of {model.get('clean_accuracy_n')} test "
         "examples: it has not learnt its task, so every rate below says little about it "
@@ -101,7 +104,7 @@ def _invariance(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | Non
                 f"meaningful: {'; '.join(voided['metamer'])}"
             )
         else:
-            shown = _rate(value, interval_of(intervals, "invariance_success_rate"))
+            shown = fmt_rate(value, interval_of(intervals, "invariance_success_rate"))
             parts.append(
                 f"{shown} of metamers are invariance-adversarial (the oracle's label differs "
                 "from the model's unchanged decision)"
@@ -110,7 +113,7 @@ def _invariance(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | Non
     metrics, intervals = _attack(report, "misaligned")
     value = metrics.get("invariance_adversarial_share") if metrics else None
     if isinstance(value, int | float):
-        shown = _rate(value, interval_of(intervals, "invariance_adversarial_share"))
+        shown = fmt_rate(value, interval_of(intervals, "invariance_adversarial_share"))
         parts.append(f"{shown} of Example 6's shifted points are invariance-adversarial")
         if rate is None:
             rate = (float(value), "of Example 6's shifted points are invariance-adversarial")
@@ -119,7 +122,7 @@ def _invariance(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | Non
     if isinstance(value, int | float):
         classes = (report.get("model") or {}).get("num_classes")
         chance = f", chance {fmt_percent(1 / classes)}" if isinstance(classes, int) else ""
-        shown = _rate(value, interval_of(intervals, "nuisance_accuracy"))
+        shown = fmt_rate(value, interval_of(intervals, "nuisance_accuracy"))
         parts.append(f"a fresh probe reads the class from z_n on {shown} of test inputs{chance}")
     if not parts:
         invertible = (report.get("model") or {}).get("invertible")
@@ -132,7 +135,9 @@ def _invariance(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | Non
     return "Excessive invariance: " + "; ".join(parts) + ".", rate, why_not
 
 
-def _largest(curve: Mapping[str, Any]) -> tuple[str, Any] | None:
+def largest_epsilon(curve: Mapping[str, Any]) -> tuple[str, Any] | None:
+    """The ``(key, value)`` of a robust-accuracy curve at its largest ε (keys are ε labels;
+    a key that is not a number is ignored), or None for an empty curve."""
     keys = []
     for key, value in curve.items():
         try:
@@ -145,35 +150,59 @@ def _largest(curve: Mapping[str, Any]) -> tuple[str, Any] | None:
     return key, value
 
 
-def _sensitivity(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | None]:
-    """The sentence and the largest share of inputs an ε-attack makes wrong."""
-    worst: dict[str, tuple[float, str, str, Any, Mapping[str, Any] | None]] = {}
+class StrongestAttack(NamedTuple):
+    """An ε-attack's robust accuracy at its largest ε, with what a reader needs to cite it."""
+
+    robust_accuracy: float
+    method: str
+    epsilon: str
+    n: Any
+    interval: Mapping[str, Any] | None
+
+
+def strongest_attacks(report: Mapping[str, Any]) -> dict[str, StrongestAttack]:
+    """Per norm, the ε-attack with the lowest robust accuracy at its own largest ε: the
+    strongest attack is the one that says most about the model's sensitivity."""
+    worst: dict[str, StrongestAttack] = {}
     for method, record in (report.get("attacks") or {}).items():
         if not isinstance(record, Mapping) or record.get("kind") != "sensitivity":
             continue
         curve = (record.get("metrics") or {}).get("robust_accuracy")
-        if not isinstance(curve, Mapping):
-            continue
-        point = _largest(curve)
+        point = largest_epsilon(curve) if isinstance(curve, Mapping) else None
         if point is None or not isinstance(point[1], int | float):
             continue
         key, value = point
         norm = str((record.get("settings") or {}).get("norm") or method)
         interval = interval_of(attack_intervals(method, record), "robust_accuracy", key)
-        if norm not in worst or value < worst[norm][0]:
-            worst[norm] = (float(value), method, key, value, interval)
-    if not worst:
+        if norm not in worst or value < worst[norm].robust_accuracy:
+            worst[norm] = StrongestAttack(float(value), str(method), key, record.get("n"), interval)
+    return worst
+
+
+def strongest_attack(report: Mapping[str, Any]) -> StrongestAttack | None:
+    """The strongest ε-attack over all norms (:func:`strongest_attacks`), None if none ran."""
+    worst = strongest_attacks(report).values()
+    return min(worst, key=lambda a: (a.robust_accuracy, a.method)) if worst else None
+
+
+def _sensitivity(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | None]:
+    """The sentence and the largest share of inputs an ε-attack makes wrong."""
+    worst = strongest_attacks(report)
+    low = strongest_attack(report)
+    if low is None:
         return "Excessive sensitivity: not audited (no ε-attack ran).", None
-    labels = {"linf": "L∞", "l2": "L2"}
     falls = [
-        f"{_rate(value, interval)} under {method} at {labels.get(norm, norm)} ε = {key}"
-        for norm, (_, method, key, value, interval) in worst.items()
+        f"{fmt_rate(a.robust_accuracy, a.interval)} under {a.method} at "
+        f"{NORM_LABEL.get(norm, norm)} ε = {a.epsilon}"
+        for norm, a in worst.items()
     ]
     clean = (report.get("model") or {}).get("clean_accuracy")
     start = f"from {fmt_percent(clean)} clean, " if isinstance(clean, int | float) else ""
     sentence = f"Excessive sensitivity: {start}robust accuracy falls to " + " and ".join(falls)
-    low, method, key, _, _ = min(worst.values())
-    share = (1 - low, f"of inputs are misclassified under {method} at ε = {key}")
+    share = (
+        1 - low.robust_accuracy,
+        f"of inputs are misclassified under {low.method} at ε = {low.epsilon}",
+    )
     return sentence + ".", share
 
 

@@ -5,7 +5,9 @@ read y from a detached z_n) and the network's step (CE, or iCE's min step).
 Under CE the nuisance classifier still trains, on detached features, purely
 as a monitor: it never sends a gradient into F, and it makes the CE and iCE
 logs comparable.  A checkpoint is written atomically after every epoch, with
-everything ``--resume`` needs to continue exactly where that epoch ended.
+everything ``--resume`` needs to continue exactly where that epoch ended; with
+``snapshot_dir`` (``invaudit train --snapshots DIR``) a copy of each one is kept
+as ``DIR/epoch-N.pt``.
 
 A plain (non-invertible) arch such as ``oracle-cnn`` has no z_n, so it has no
 nuisance game either: its step is cross-entropy on its logits, its metrics
@@ -16,7 +18,6 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,52 +28,16 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import BatchSampler, DataLoader, Dataset, DistributedSampler, TensorDataset
 
 from ..data.splits import Splits, load_splits
-from ..errors import CheckpointError, ConfigError
+from ..errors import CheckpointError, ConfigError, OutputError
 from ..models import InvertibleClassifier, Model, build, is_invertible
 from ..models.checkpoint import model_payload, read_checkpoint, save_checkpoint
+from ..outputs import check_writable, require_path
 from .distributed import DistContext
-from .losses import ICEConfig, NuisanceGame, bits_per_dim
+from .losses import NuisanceGame, bits_per_dim
 from .presets import PRESETS, make_optimizer, make_scheduler
+from .settings import TrainSettings, settings_conflict
 
 LOSSES = ("ce", "ice")
-# Settings that may change between a run and its --resume (they do not change results).
-RESUMABLE_CHANGES = {"device", "data_dir", "download", "workers", "epochs"}
-# Settings added after checkpoints existed, with the value older runs had in effect.
-LEGACY_SETTINGS: dict[str, Any] = {"nll_weight": 0.0}
-
-
-@dataclass
-class TrainSettings:
-    """Everything that defines a training run (saved in the checkpoint)."""
-
-    dataset: str = "mnist"
-    arch: str = "firevnet-mnist"
-    arch_config: dict[str, Any] = field(default_factory=dict)
-    loss: str = "ce"
-    epochs: int = 10
-    batch_size: int = 0  # 0: the dataset preset's
-    lr: float = 0.0  # 0: the dataset preset's
-    seed: int = 0
-    device: str = "cpu"
-    data_dir: str | None = None
-    download: bool = False
-    limit: int | None = None
-    test_limit: int | None = None
-    dim: int = 100
-    radii: tuple[float, float] = (1.0, 10.0)
-    n_train: int = 500_000
-    n_test: int = 100_000
-    image_size: int = 224
-    # CE only: weight of MLE_n (the flow's NLL of z_n, bits/dim) added to the loss.
-    nll_weight: float = 0.0
-    ice: ICEConfig = field(default_factory=ICEConfig)
-    adversary_lr: float = 1e-3
-    workers: int = 0
-
-    def as_dict(self) -> dict[str, Any]:
-        d = dataclasses.asdict(self)
-        d["radii"] = list(self.radii)
-        return d
 
 
 class Callbacks:
@@ -149,6 +114,90 @@ def arch_config_for(settings: TrainSettings, info: dict[str, Any]) -> dict[str, 
     return {**settings.arch_config, **derived}
 
 
+def check_settings(settings: TrainSettings) -> None:
+    """Refuse (:class:`ConfigError`) settings no run can have, before any data is loaded."""
+    if settings.loss not in LOSSES:
+        raise ConfigError(f"unknown loss {settings.loss!r}; expected ce or ice")
+    if settings.dataset not in PRESETS:
+        raise ConfigError(
+            f"unknown dataset {settings.dataset!r}; expected one of {', '.join(PRESETS)}"
+        )
+    if settings.epochs < 1:
+        raise ConfigError(f"epochs must be at least 1, got {settings.epochs}")
+    # iCE's terms all live on z_n.
+    if settings.loss == "ice" and not is_invertible(settings.arch):
+        raise ConfigError(f"iCE needs an invertible arch; {settings.arch} is not invertible")
+    if settings.nll_weight and (settings.loss != "ce" or not is_invertible(settings.arch)):
+        raise ConfigError(
+            "--nll-weight applies to CE training of an invertible arch "
+            "(iCE has the same term as --mle-weight)"
+        )
+
+
+def splits_for(settings: TrainSettings) -> Splits:
+    """The named dataset's training and test splits, as the settings ask."""
+    return load_splits(
+        settings.dataset,
+        data_dir=settings.data_dir,
+        download=settings.download,
+        limit=settings.limit,
+        test_limit=settings.test_limit,
+        seed=settings.seed,
+        dim=settings.dim,
+        radii=settings.radii,
+        n_train=settings.n_train,
+        n_test=settings.n_test,
+        image_size=settings.image_size,
+    )
+
+
+def snapshot_path(folder: str | Path, epoch: int) -> Path:
+    """Where a run with ``snapshot_dir=folder`` keeps the checkpoint of epoch ``epoch``
+    (counted from 1)."""
+    return Path(folder) / f"epoch-{epoch}.pt"
+
+
+def _not_a_snapshot(path: Path, epoch: int, settings: TrainSettings) -> str | None:
+    """Why ``path`` is not epoch ``epoch``'s snapshot of a run with ``settings`` (None: it is)."""
+    if path.is_symlink() or not path.is_file():
+        return "which is not a plain file"
+    try:
+        training = read_checkpoint(path).get("training") or {}
+    except CheckpointError:
+        return "which is not an invaudit checkpoint"
+    if training.get("epochs_done") != epoch or not isinstance(training.get("settings"), dict):
+        return f"which does not hold epoch {epoch} of a training run"
+    conflict = settings_conflict(training["settings"], settings)
+    if conflict is not None:
+        return f"from a run whose {conflict[0]} was {conflict[1]!r}, not {conflict[2]!r}"
+    return None
+
+
+def check_snapshot_dir(folder: str | Path, settings: TrainSettings) -> None:
+    """Refuse (:class:`OutputError`) a snapshot folder a run with ``settings`` must not write.
+
+    The run writes ``epoch-N.pt`` for N = 1 .. ``settings.epochs``.  Such a file may
+    already be there only as epoch N's snapshot of a run with the same settings
+    (an earlier, interrupted or repeated, run of this one); anything else is
+    invaudit's to leave alone.  A folder that cannot take new files is refused too.
+    """
+    folder = Path(folder)
+    option = "snapshot folder"
+    if folder.exists() and not folder.is_dir():
+        raise OutputError(f"cannot write {option} {folder}: it is a file, not a folder")
+    check_writable(require_path(folder, option), option, into=True)
+    for epoch in range(1, settings.epochs + 1):
+        path = snapshot_path(folder, epoch)
+        if not (path.exists() or path.is_symlink()):
+            continue
+        problem = _not_a_snapshot(path, epoch, settings)
+        if problem is not None:
+            raise OutputError(
+                f"{option} {folder} holds {path.name} {problem}; it would be replaced, "
+                "so move it away or choose another folder"
+            )
+
+
 def make_loader(
     dataset: Dataset,
     batch_size: int,
@@ -212,25 +261,16 @@ class Trainer:
         resume: bool = False,
         callbacks: Callbacks | None = None,
         splits: Splits | None = None,
+        snapshot_dir: str | Path | None = None,
     ) -> None:
         """``splits`` replaces the named dataset (tests and studies on custom data);
-        ``settings.dataset`` then only picks the optimiser preset."""
-        if settings.loss not in LOSSES:
-            raise ConfigError(f"unknown loss {settings.loss!r}; expected ce or ice")
-        if settings.dataset not in PRESETS:
-            raise ConfigError(
-                f"unknown dataset {settings.dataset!r}; expected one of {', '.join(PRESETS)}"
-            )
-        if settings.epochs < 1:
-            raise ConfigError(f"epochs must be at least 1, got {settings.epochs}")
-        # Checked before any data is loaded: iCE's terms all live on z_n.
-        if settings.loss == "ice" and not is_invertible(settings.arch):
-            raise ConfigError(f"iCE needs an invertible arch; {settings.arch} is not invertible")
-        if settings.nll_weight and (settings.loss != "ce" or not is_invertible(settings.arch)):
-            raise ConfigError(
-                "--nll-weight applies to CE training of an invertible arch "
-                "(iCE has the same term as --mle-weight)"
-            )
+        ``settings.dataset`` then only picks the optimiser preset.  ``snapshot_dir``
+        also keeps every epoch's checkpoint there as ``epoch-N.pt`` (see
+        :func:`check_snapshot_dir` for which existing files it may replace)."""
+        check_settings(settings)
+        self.snapshot_dir = None if snapshot_dir is None else Path(snapshot_dir)
+        if self.snapshot_dir is not None:  # refused before any data is loaded
+            check_snapshot_dir(self.snapshot_dir, settings)
         self.settings = settings
         self.out = Path(out)
         self.callbacks = callbacks or Callbacks()
@@ -239,21 +279,24 @@ class Trainer:
         self.batch_size = settings.batch_size or self.preset.batch_size
         self.lr = settings.lr or self.preset.lr
         torch.manual_seed(settings.seed)
-        self.splits: Splits = splits or load_splits(
-            settings.dataset,
-            data_dir=settings.data_dir,
-            download=settings.download,
-            limit=settings.limit,
-            test_limit=settings.test_limit,
-            seed=settings.seed,
-            dim=settings.dim,
-            radii=settings.radii,
-            n_train=settings.n_train,
-            n_test=settings.n_test,
-            image_size=settings.image_size,
-        )
-        info = self.splits.info
-        self.model: Model = build(settings.arch, **arch_config_for(settings, info)).to(
+        self.splits: Splits = splits or splits_for(settings)
+        self._build_model()
+        self.history: list[dict[str, float]] = []
+        self.schedule = 1.0  # the warm-up / ramp factor of the current batch (iCE)
+        self.start_epoch = 0
+        self.wall_seconds = 0.0
+        self._make_loaders()
+        if resume and self.out.exists():
+            self._resume()
+        else:
+            self._initialise()
+        self._wrap_steps()
+
+    # -- set-up ---------------------------------------------------------------
+    def _build_model(self) -> None:
+        """F, and for an invertible F the nuisance game; their optimisers and schedule."""
+        settings = self.settings
+        self.model: Model = build(settings.arch, **arch_config_for(settings, self.splits.info)).to(
             self.ctx.device
         )
         self.ice = settings.loss == "ice"
@@ -263,26 +306,29 @@ class Trainer:
         self.game: NuisanceGame | None = None
         self.adversary_optimizer: torch.optim.Optimizer | None = None
         if isinstance(self.model, InvertibleClassifier):
-            hidden = settings.ice.nuisance_hidden or (
-                1000 if settings.dataset == "spheres" else 512
-            )
-            self.game = NuisanceGame(
-                self.model.dim, self.model.num_classes, hidden, settings.ice
-            ).to(self.ctx.device)
-            # Under iCE (or CE with an NLL weight) the prior is part of F's objective;
-            # under plain CE only a monitor.
-            adversary_params = list(self.game.classifier.parameters())
-            if self.uses_prior:
-                model_params += list(self.game.prior.parameters())
-            else:
-                adversary_params += list(self.game.prior.parameters())
-            self.adversary_optimizer = torch.optim.Adam(adversary_params, lr=settings.adversary_lr)
+            model_params += self._build_game(self.model)
         self.optimizer = make_optimizer(self.preset, model_params, self.lr)
         self.scheduler = make_scheduler(self.preset, self.optimizer, settings.epochs)
-        self.history: list[dict[str, float]] = []
-        self.schedule = 1.0  # the warm-up / ramp factor of the current batch (iCE)
-        self.start_epoch = 0
-        self.wall_seconds = 0.0
+
+    def _build_game(self, model: InvertibleClassifier) -> list[nn.Parameter]:
+        """The nuisance game and D_nc's optimiser; returns the game's parameters F's
+        optimiser takes too (the prior, where it is part of F's objective)."""
+        settings = self.settings
+        hidden = settings.ice.nuisance_hidden or (1000 if settings.dataset == "spheres" else 512)
+        self.game = NuisanceGame(model.dim, model.num_classes, hidden, settings.ice).to(
+            self.ctx.device
+        )
+        # Under iCE (or CE with an NLL weight) the prior is part of F's objective;
+        # under plain CE only a monitor.
+        adversary_params = list(self.game.classifier.parameters())
+        prior_params = list(self.game.prior.parameters())
+        if not self.uses_prior:
+            adversary_params += prior_params
+        self.adversary_optimizer = torch.optim.Adam(adversary_params, lr=settings.adversary_lr)
+        return prior_params if self.uses_prior else []
+
+    def _make_loaders(self) -> None:
+        settings = self.settings
         self.train_loader, self.train_sampler = make_loader(
             self.splits.train,
             self.batch_size,
@@ -299,19 +345,15 @@ class Trainer:
             ctx=self.ctx,
             workers=settings.workers,
         )
-        if resume and self.out.exists():
-            self._resume()
-        else:
-            self._initialise()
+
+    def _wrap_steps(self) -> None:
+        """The modules the loop calls, wrapped in DDP when there are several processes."""
         if self.game is None:
             self.model_step = self._wrap(self.model)
-        else:
-            self.model_step = self._wrap(_ModelStep(self.model, self.game, self.uses_prior))
-            self.adversary_step = self._wrap(
-                _AdversaryStep(self.game, fit_prior=not self.uses_prior)
-            )
+            return
+        self.model_step = self._wrap(_ModelStep(self.model, self.game, self.uses_prior))
+        self.adversary_step = self._wrap(_AdversaryStep(self.game, fit_prior=not self.uses_prior))
 
-    # -- set-up ---------------------------------------------------------------
     def _wrap(self, module: nn.Module) -> nn.Module:
         if not self.ctx.distributed:
             return module
@@ -338,18 +380,10 @@ class Trainer:
         state = payload.get("train_state")
         if saved is None or state is None:
             raise CheckpointError(f"{self.out}: holds no training state to resume from")
-        current = self.settings.as_dict()
-        # iCE options added later default to what older runs did.
-        saved = {
-            **LEGACY_SETTINGS,
-            **saved,
-            "ice": {**dataclasses.asdict(ICEConfig()), **saved.get("ice", {})},
-        }
-        for key, value in current.items():
-            if key not in RESUMABLE_CHANGES and saved.get(key) != value:
-                raise CheckpointError(
-                    f"cannot resume {self.out}: {key} was {saved.get(key)!r}, now {value!r}"
-                )
+        conflict = settings_conflict(saved, self.settings)
+        if conflict is not None:
+            key, was, now = conflict
+            raise CheckpointError(f"cannot resume {self.out}: {key} was {was!r}, now {now!r}")
         self.model.load_state_dict(payload["state_dict"])
         self.optimizer.load_state_dict(state["optimizer"])
         if self.game is not None and self.adversary_optimizer is not None:
@@ -389,7 +423,7 @@ class Trainer:
                 self.wall_seconds += metrics["seconds"]
                 self.history.append(metrics)
                 if self.ctx.is_main:
-                    save_checkpoint(self.out, self._payload())
+                    self._save()
                     self.callbacks.epoch_end(metrics)
                 self.ctx.barrier()
         finally:
@@ -502,6 +536,14 @@ class Trainer:
         self.optimizer.step()
 
     # -- the checkpoint ---------------------------------------------------------
+    def _save(self) -> None:
+        """The epoch's checkpoint: its snapshot first (a run killed between the two
+        writes redoes the epoch and rewrites that snapshot), then ``out``."""
+        payload = self._payload()
+        if self.snapshot_dir is not None:
+            save_checkpoint(snapshot_path(self.snapshot_dir, len(self.history)), payload)
+        save_checkpoint(self.out, payload)
+
     def _payload(self) -> dict[str, Any]:
         payload = model_payload(self.model)
         payload.update(

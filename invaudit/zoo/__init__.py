@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..atomic import file_sha256
 from ..errors import CheckpointError, ConfigError
-from ..hashing import file_sha256
 
 __all__ = [
     "CARD_FIELDS",
@@ -99,7 +99,8 @@ def _card_error(card: Path, problem: str) -> CheckpointError:
     return CheckpointError(f"zoo card {card}: {problem}")
 
 
-def _read_card(card: Path) -> ZooEntry:
+def _card_record(card: Path) -> dict[str, Any]:
+    """The JSON object a card file holds."""
     try:
         record = json.loads(card.read_text(encoding="utf-8"))
     except OSError as err:
@@ -108,6 +109,11 @@ def _read_card(card: Path) -> ZooEntry:
         raise _card_error(card, f"not valid JSON ({' '.join(str(err).split())})") from None
     if not isinstance(record, dict):
         raise _card_error(card, "not a JSON object")
+    return record
+
+
+def _check_card_fields(card: Path, record: dict[str, Any]) -> None:
+    """That the card holds every field, names itself after its file, and has valid values."""
     missing = [key for key in CARD_FIELDS if key not in record]
     if missing:
         raise _card_error(card, f"lacks {', '.join(missing)}")
@@ -120,13 +126,23 @@ def _read_card(card: Path) -> ZooEntry:
         raise _card_error(card, "metrics is not an object")
     if not isinstance(record["sha256"], str) or not _SHA256.fullmatch(record["sha256"]):
         raise _card_error(card, f"sha256 {record['sha256']!r} is not 64 lower-case hex digits")
-    file = record["file"]
+
+
+def _card_checkpoint(card: Path, file: Any) -> Path:
+    """Where the card's checkpoint ``file`` lies: beside the card, and present."""
     # A bare file name only: a card must not point outside its zoo.
     if not isinstance(file, str) or not file or Path(file).name != file:
         raise _card_error(card, f"file {file!r} is not a file name in the zoo folder")
     path = card.parent / file
     if not path.is_file():
         raise _card_error(card, f"its checkpoint {path} is missing")
+    return path
+
+
+def _read_card(card: Path) -> ZooEntry:
+    record = _card_record(card)
+    _check_card_fields(card, record)
+    path = _card_checkpoint(card, record["file"])
     return ZooEntry(**{key: record[key] for key in CARD_FIELDS}, path=path)
 
 

@@ -8,6 +8,8 @@ of amplifying noise through dozens of blocks.
 
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations
@@ -128,30 +130,21 @@ def residual_function(
 
 
 class _Coupling(InvertibleLayer):
-    """Shared split/merge logic; ``parity`` picks which half is transformed."""
+    """Shared split/merge logic and residual function; ``parity`` picks which half is
+    transformed.
 
-    def __init__(self, channels: int, parity: int) -> None:
-        super().__init__()
-        if channels < 2:
-            raise ValueError(f"a coupling needs at least 2 channels, got {channels}")
-        self.channels = channels
-        self.parity = parity
-        self.split_at = channels // 2 if parity == 0 else channels - channels // 2
-        sizes = (self.split_at, channels - self.split_at)
-        # (conditioning size, transformed size)
-        self.sizes = sizes if parity == 0 else (sizes[1], sizes[0])
+    Args:
+        channels: the variables (channels of a map, or entries of a vector), at least 2.
+        width: the residual function's hidden width.
+        conv: convolutions on ``[B, C, H, W]`` maps, else linear layers on ``[B, C]``.
+        batchnorm: BatchNorm inside the residual function (not with ``spectral``).
+        parity: 0 transforms the second half given the first, 1 the first given the second.
+        residual_norm: one of ``RESIDUAL_NORMS``.
+        residual_bound: the gate bound of a ``spectral`` residual function.
+    """
 
-    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        a, b = x[:, : self.split_at], x[:, self.split_at :]
-        return (a, b) if self.parity == 0 else (b, a)
-
-    def _merge(self, cond: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
-        parts = (cond, moved) if self.parity == 0 else (moved, cond)
-        return torch.cat(parts, dim=1)
-
-
-class AdditiveCoupling(_Coupling):
-    """``y_b = x_b + f(x_a)``; volume preserving, so its log-determinant is 0."""
+    #: Outputs of the residual function per transformed variable.
+    residual_outputs = 1
 
     def __init__(
         self,
@@ -164,17 +157,40 @@ class AdditiveCoupling(_Coupling):
         residual_norm: str = "none",
         residual_bound: float = 1.0,
     ) -> None:
-        super().__init__(channels, parity)
+        super().__init__()
+        if channels < 2:
+            raise ValueError(f"a coupling needs at least 2 channels, got {channels}")
+        self.channels = channels
+        self.parity = parity
+        self.split_at = channels // 2 if parity == 0 else channels - channels // 2
+        sizes = (self.split_at, channels - self.split_at)
+        # (conditioning size, transformed size)
+        self.sizes = sizes if parity == 0 else (sizes[1], sizes[0])
         cond, moved = self.sizes
         self.residual = residual_function(
             cond,
-            moved,
+            self.residual_outputs * moved,
             width,
             conv=conv,
             batchnorm=batchnorm,
             residual_norm=residual_norm,
             residual_bound=residual_bound,
         )
+
+    def _split(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        a, b = x[:, : self.split_at], x[:, self.split_at :]
+        return (a, b) if self.parity == 0 else (b, a)
+
+    def _merge(self, cond: torch.Tensor, moved: torch.Tensor) -> torch.Tensor:
+        parts = (cond, moved) if self.parity == 0 else (moved, cond)
+        return torch.cat(parts, dim=1)
+
+
+class AdditiveCoupling(_Coupling):
+    """``y_b = x_b + f(x_a)``; volume preserving, so its log-determinant is 0.
+
+    The arguments are :class:`_Coupling`'s; ``f`` outputs one shift per transformed variable.
+    """
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         cond, moved = self._split(x)
@@ -190,34 +206,19 @@ class AffineCoupling(_Coupling):
 
     The bound (a soft clamp ``bound * tanh(s / bound)``) keeps the inverse
     well conditioned: the scale can never shrink a variable by more than
-    ``exp(-bound)``, so reconstructions stay exact in float32.
+    ``exp(-bound)``, so reconstructions stay exact in float32.  The other
+    arguments are :class:`_Coupling`'s; the residual function outputs a
+    log-scale and a shift per transformed variable.
     """
 
+    residual_outputs = 2
+
     def __init__(
-        self,
-        channels: int,
-        width: int,
-        *,
-        conv: bool,
-        batchnorm: bool = False,
-        parity: int = 0,
-        scale_bound: float = 2.0,
-        residual_norm: str = "none",
-        residual_bound: float = 1.0,
+        self, channels: int, width: int, *, scale_bound: float = 2.0, **options: Any
     ) -> None:
-        super().__init__(channels, parity)
-        cond, moved = self.sizes
-        self.moved = moved
+        super().__init__(channels, width, **options)
+        self.moved = self.sizes[1]
         self.scale_bound = scale_bound
-        self.residual = residual_function(
-            cond,
-            2 * moved,
-            width,
-            conv=conv,
-            batchnorm=batchnorm,
-            residual_norm=residual_norm,
-            residual_bound=residual_bound,
-        )
 
     def _scale_shift(self, cond: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         h = self.residual(cond)

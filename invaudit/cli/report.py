@@ -1,4 +1,4 @@
-"""``invaudit report`` and ``invaudit gate``: audit suites, report folders, CI exit codes.
+"""``invaudit report``, ``compare`` and ``gate``: audit suites, report folders, CI exit codes.
 
 Exit codes: 0 the report was written and every gate check passed; 1 a gate
 check failed (the report is still written); 2 bad input, found before any
@@ -18,103 +18,73 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .cli_attack import parse_epsilons, setup_from_options
-from .cli_options import (
-    SUITE_NAMES,
-    audit_download_option,
-    model_option,
-    oracle_option,
-    seed_option,
-)
-from .errors import ConfigError
-from .progress import BarProgress
-from .reports.folder import check_out_folder
-from .reports.gate import check_junit_target
+from ..errors import ConfigError
+from ..progress import BarProgress
+from ..reports.folder import check_out_folder
+from ..reports.gate import check_junit_target
+from . import options as shared
+from .app import main
+from .attack import parse_epsilons, setup_from_options
+from .options import SUITE_NAMES, path_option, stack
 
 if TYPE_CHECKING:
-    from .reports.gate import Check, CheckResult
-    from .reports.suite import Suite
+    from ..attacks.setup import AuditSetup
+    from ..reports.gate import Check, CheckResult
+    from ..reports.runner import SuiteRun
+    from ..reports.suite import Suite
 
+#: The options every suite-running command shares (report, compare).
+audit_options = stack(
+    click.option(
+        "--suite",
+        type=click.Choice(SUITE_NAMES),
+        default="quick",
+        show_default=True,
+        help="quick: about 2 minutes for an MNIST fiRevNet on 2 idle CPU cores, 5.5 on "
+        "busy ones (docs/reports.md); "
+        "full: every method at paper-table sizes.",
+    ),
+    click.option("--n", type=int, default=None, help="Cap every step's test examples."),
+    shared.seed_option,
+    click.option("--batch-size", type=int, default=256, show_default=True),
+    shared.device_option(),
+    shared.dtype_option(),
+    shared.oracle_option,
+    click.option(
+        "--epsilons",
+        default=None,
+        help="Replace every ε-attack's list, comma-separated (default: per dataset).",
+    ),
+    click.option(
+        "--linf-epsilons",
+        default=None,
+        help="Replace the L∞ ε-attacks' list only (fgsm, pgd-linf, deepfool-linf).",
+    ),
+    click.option(
+        "--l2-epsilons",
+        default=None,
+        help="Replace the L2 ε-attacks' list only (pgd-l2, deepfool-l2, cw-l2).",
+    ),
+    shared.data_dir_option(),
+    shared.download_option(),
+    shared.progress_option,
+)
 
-def audit_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    """The options every suite-running command shares (report, compare)."""
-    options = [
-        click.option(
-            "--suite",
-            type=click.Choice(SUITE_NAMES),
-            default="quick",
-            show_default=True,
-            help="quick: about 2 minutes for an MNIST fiRevNet on 2 idle CPU cores, 5.5 on "
-            "busy ones (docs/reports.md); "
-            "full: every method at paper-table sizes.",
-        ),
-        click.option("--n", type=int, default=None, help="Cap every step's test examples."),
-        seed_option,
-        click.option("--batch-size", type=int, default=256, show_default=True),
-        click.option("--device", default="cpu", show_default=True, help="cpu, cuda, cuda:N, auto."),
-        click.option(
-            "--dtype",
-            type=click.Choice(["auto", "float32", "float64"]),
-            default="auto",
-            show_default=True,
-            help="auto: float64 for vector models, float32 for images.",
-        ),
-        oracle_option,
-        click.option(
-            "--epsilons",
-            default=None,
-            help="Replace every ε-attack's list, comma-separated (default: per dataset).",
-        ),
-        click.option(
-            "--linf-epsilons",
-            default=None,
-            help="Replace the L∞ ε-attacks' list only (fgsm, pgd-linf, deepfool-linf).",
-        ),
-        click.option(
-            "--l2-epsilons",
-            default=None,
-            help="Replace the L2 ε-attacks' list only (pgd-l2, deepfool-l2, cw-l2).",
-        ),
-        click.option(
-            "--data-dir",
-            default=None,
-            help="Folder with MNIST/raw or FashionMNIST/raw (default: $INVAUDIT_DATA, "
-            "else ~/.cache/invaudit/data). MNIST without its test files there is audited "
-            "on the embedded test set (fit on images 0-4999, test on 5000-9999).",
-        ),
-        audit_download_option,
-        click.option("--progress/--no-progress", default=True, show_default=True),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
-
-
-def gate_options(command: Callable[..., Any]) -> Callable[..., Any]:
-    options = [
-        click.option(
-            "--fail-if",
-            multiple=True,
-            metavar="'METHOD.METRIC OP VALUE'",
-            help="Exit 1 when this holds, e.g. 'probe.nuisance_accuracy > 0.5' (repeatable).",
-        ),
-        click.option(
-            "--policy",
-            default=None,
-            type=click.Path(dir_okay=False),
-            help="TOML file of checks (fail_if = [...] and/or [[check]] tables).",
-        ),
-        click.option(
-            "--junit",
-            default=None,
-            type=click.Path(dir_okay=False),
-            help="Write one JUnit test case per check here (a new file, or one an "
-            "earlier invaudit gate wrote; any other file is refused).",
-        ),
-    ]
-    for option in reversed(options):
-        command = option(command)
-    return command
+#: The options of a CI gate (report, gate).
+gate_options = stack(
+    click.option(
+        "--fail-if",
+        multiple=True,
+        metavar="'METHOD.METRIC OP VALUE'",
+        help="Exit 1 when this holds, e.g. 'probe.nuisance_accuracy > 0.5' (repeatable).",
+    ),
+    path_option("--policy", "TOML file of checks (fail_if = [...] and/or [[check]] tables)."),
+    path_option(
+        "--junit",
+        "Write one JUnit test case per check here (a new file, or one an "
+        "earlier invaudit gate wrote; any other file is refused).",
+    ),
+)
 
 
 def echo_err(line: str) -> None:
@@ -123,7 +93,7 @@ def echo_err(line: str) -> None:
 
 def echo_headline(record: dict[str, Any]) -> None:
     """The report's headline table and its warnings, for the terminal."""
-    from .reports.render_md import headline_frame, title_text
+    from ..reports.render_md import headline_frame, title_text
 
     click.echo(title_text(record))
     click.echo(headline_frame(record).to_markdown(index=False, tablefmt="simple"))
@@ -135,7 +105,7 @@ def echo_verdict(record: dict[str, Any], label: str = "") -> None:
     """The report's verdict paragraph, wrapped for the terminal."""
     import textwrap
 
-    from .reports.verdict import verdict_text
+    from ..reports.verdict import verdict_text
 
     head = f"verdict ({label}): " if label else "verdict: "
     click.echo(textwrap.fill(head + verdict_text(record), width=100, subsequent_indent="  "))
@@ -163,8 +133,8 @@ def chosen_epsilons(opts: dict[str, Any]) -> list[float] | dict[str, list[float]
 
 def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
     """The checkpoint and the suite it gets, checked without touching data."""
-    from .attacks.setup import read_model
-    from .reports.suite import plan_suite
+    from ..attacks.setup import read_model
+    from ..reports.suite import plan_suite
 
     loaded = read_model(path)
     epsilons = chosen_epsilons(opts)
@@ -176,6 +146,23 @@ def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
         epsilons=epsilons,
     )
     return loaded, suite
+
+
+def run_audit(
+    setup: AuditSetup, suite: Suite, opts: dict[str, Any], warn: Callable[[str], None]
+) -> SuiteRun:
+    """Run ``suite`` as the shared options ask: seed, batch size, progress on stderr."""
+    from ..reports.runner import run_suite
+
+    return run_suite(
+        setup,
+        suite,
+        seed=opts["seed"],
+        batch_size=opts["batch_size"],
+        progress=BarProgress(opts["progress"]),
+        log=echo_err if opts["progress"] else None,
+        warn=warn,
+    )
 
 
 def check_junit_path(junit: str | None) -> None:
@@ -193,7 +180,7 @@ def apply_gate(
 ) -> int:
     """Evaluate ``checks`` on ``report`` (unless ``results`` holds their evaluation),
     print them, write JUnit; the exit code."""
-    from .reports.gate import evaluate, format_results, gate_exit_code, write_junit
+    from ..reports.gate import evaluate, format_results, gate_exit_code, write_junit
 
     if not checks:
         return 0
@@ -209,14 +196,14 @@ def apply_gate(
     return code
 
 
-@click.command()
-@model_option
-@click.option(
+@main.command()
+@shared.model_option()
+@path_option(
     "--out",
-    required=True,
-    type=click.Path(),
-    help="Report folder: new, empty, or an earlier invaudit report holding nothing else "
+    "Report folder: new, empty, or an earlier invaudit report holding nothing else "
     "(then replaced as a whole).",
+    kind="either",
+    required=True,
 )
 @audit_options
 @gate_options
@@ -229,11 +216,10 @@ def report(ctx: click.Context, **opts: Any) -> None:
     dataset's ε list.  With --fail-if / --policy the command is a CI gate:
     exit 1 when a check fails, 2 for bad input (before any attack runs).
     """
-    from .reports.attack_files import json_safe
-    from .reports.gate import evaluate, gate_record
-    from .reports.gate_plan import read_checks, validate_plan
-    from .reports.report_files import write_report
-    from .reports.runner import run_suite
+    from ..reports.attack_files import json_safe
+    from ..reports.gate import evaluate, gate_record
+    from ..reports.gate_plan import read_checks, validate_plan
+    from ..reports.report_files import write_report
 
     check_out_folder(opts["out"])
     check_junit_path(opts["junit"])
@@ -243,15 +229,7 @@ def report(ctx: click.Context, **opts: Any) -> None:
     setup = setup_from_options(loaded, opts)
     validate_plan(checks, suite, invertible=loaded.invertible, data=setup.data)
     echo_data_source(setup)
-    run = run_suite(
-        setup,
-        suite,
-        seed=opts["seed"],
-        batch_size=opts["batch_size"],
-        progress=BarProgress(opts["progress"]),
-        log=echo_err if opts["progress"] else None,
-        warn=echo_err,
-    )
+    run = run_audit(setup, suite, opts, warn=echo_err)
     # The gate is judged before the files are written, so report.md and report.html
     # state its verdict and every failed check (the CI job summary shows report.md).
     results = evaluate(checks, run.report) if checks else None
@@ -268,16 +246,16 @@ def report(ctx: click.Context, **opts: Any) -> None:
     ctx.exit(code)
 
 
-@click.command()
+@main.command()
 @click.argument(
     "models", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="CKPT|zoo:NAME..."
 )
-@click.option(
+@path_option(
     "--out",
-    required=True,
-    type=click.Path(),
-    help="Comparison folder: new, empty, or an earlier invaudit comparison holding "
+    "Comparison folder: new, empty, or an earlier invaudit comparison holding "
     "nothing else (then replaced as a whole).",
+    kind="either",
+    required=True,
 )
 @click.option(
     "--label",
@@ -293,9 +271,8 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
     its sample count), compare.md, compare.html and figures/compare-*.png
     (Fig. 4 and Fig. 6 with the models next to each other).
     """
-    from .reports.compare import labels_for
-    from .reports.report_files import write_comparison
-    from .reports.runner import run_suite
+    from ..reports.compare import labels_for
+    from ..reports.report_files import write_comparison
 
     if len(models) < 2:
         raise ConfigError(f"compare needs at least two checkpoints, got {len(models)}")
@@ -314,14 +291,8 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
     for name, setup, (_, suite) in zip(names, setups, planned, strict=True):
         if opts["progress"]:
             echo_err(f"== {name} ({setup.path})")
-        runs[name] = run_suite(
-            setup,
-            suite,
-            seed=opts["seed"],
-            batch_size=opts["batch_size"],
-            progress=BarProgress(opts["progress"]),
-            log=echo_err if opts["progress"] else None,
-            warn=lambda line, _name=name: echo_err(f"{line} ({_name})"),
+        runs[name] = run_audit(
+            setup, suite, opts, warn=lambda line, _name=name: echo_err(f"{line} ({_name})")
         )
     tables = write_comparison(runs, opts["out"])
     for title, frame in tables.items():
@@ -333,16 +304,30 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
     for name, run in runs.items():
         click.echo("")
         echo_verdict(run.report, name)
+    echo_story({name: run.report for name, run in runs.items()})
 
 
-@click.command()
+def echo_story(reports: dict[str, Any]) -> None:
+    """The comparison's story paragraph (compare.md opens with it), wrapped for the terminal."""
+    import textwrap
+
+    from ..reports.story import STORY_LEAD, comparison_story
+
+    story = comparison_story(reports)
+    if story:
+        text = "story: " + story.removeprefix(STORY_LEAD).strip()
+        click.echo("")
+        click.echo(textwrap.fill(text, width=100, subsequent_indent="  "))
+
+
+@main.command()
 @click.argument("report_path", metavar="REPORT.json", type=click.Path(dir_okay=False))
 @gate_options
 @click.pass_context
 def gate(ctx: click.Context, report_path: str, **opts: Any) -> None:
     """Check an existing report.json against --fail-if / --policy (exit 0, 1 or 2)."""
-    from .reports.gate_plan import read_checks
-    from .reports.schema import check_report
+    from ..reports.gate_plan import read_checks
+    from ..reports.schema import check_report
 
     checks = read_checks(opts["fail_if"], opts["policy"])
     if not checks:
@@ -359,4 +344,3 @@ def gate(ctx: click.Context, report_path: str, **opts: Any) -> None:
     except json.JSONDecodeError as err:
         raise ConfigError(f"{report_path} is not JSON: {err.msg} (line {err.lineno})") from None
     ctx.exit(apply_gate(checks, record, opts["junit"], report_path))
-

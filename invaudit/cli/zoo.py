@@ -7,8 +7,9 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
-from .errors import ConfigError
-from .zoo import ZooEntry, verify_entry, zoo_dir, zoo_entries, zoo_entry
+from ..errors import ConfigError
+from ..zoo import ZooEntry, verify_entry, zoo_dir, zoo_entries, zoo_entry
+from .app import main
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -101,7 +102,7 @@ def _table(rows: list[tuple[str, Any]], columns: tuple[str, str]) -> str:
     return frame.to_markdown(index=False, disable_numparse=True)
 
 
-@click.command()
+@main.command()
 @click.argument("name", required=False)
 @click.option("--path", "path_only", is_flag=True, help="Print only the checkpoint's path.")
 @click.option(

@@ -1,4 +1,4 @@
-"""Figure helpers shared by the attacks and the reports.
+"""Figure helpers shared by the attacks and the reports (so they live below both).
 
 Figures are built on :class:`matplotlib.figure.Figure` directly, never through
 pyplot, so they render headless, in threads and in CI without a display, and
@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import torch
 from matplotlib.figure import Figure
 
-from ..atomic import write_atomic
+from .atomic import write_atomic
 
 PAPER_RC = {"font.size": 8, "axes.titlesize": 8, "axes.labelsize": 8}
 

@@ -4,6 +4,9 @@ Fooling the adversarial nuisance classifier proves nothing (DESIGN.md's
 calibration); the evidence is a new probe trained after F is frozen.  The
 cross-entropy on held-out data gives Barber & Agakov's variational lower
 bound I(y; features) >= H(y) - CE (Lemma 9/10), reported in bits.
+
+The probe attack (:mod:`invaudit.attacks.probe`) and the spheres attacks fit
+it; training never does, so it lives with the attacks.
 """
 
 from __future__ import annotations
