@@ -23,6 +23,7 @@ import pandas as pd
 import torch
 from torch.utils.data import TensorDataset
 
+from invaudit.cli.options import parse_pairs
 from invaudit.data.splits import Splits
 from invaudit.training.trainer import Trainer, TrainSettings
 
@@ -43,6 +44,13 @@ def main() -> None:
     parser.add_argument("--n", type=int, default=1280, help="examples per timed epoch")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="arch config key for both runs (repeatable), as `invaudit train --set`",
+    )
+    parser.add_argument(
         "--ce-nll-weight", type=float, default=1.0, help="MLE_n weight of the CE run (default 1)"
     )
     args = parser.parse_args()
@@ -54,6 +62,7 @@ def main() -> None:
             settings = TrainSettings(
                 dataset=dataset,
                 arch=args.arch,
+                arch_config=parse_pairs(args.set, "--set"),
                 loss=loss,
                 epochs=args.repeats + 1,
                 device="cpu",
@@ -76,7 +85,7 @@ def main() -> None:
     print(
         f"{args.arch}, batch {trainers['ce'].batch_size}, n={args.n}, "
         f"{torch.get_num_threads()} threads, median of {args.repeats}, "
-        f"CE with MLE_n weight {args.ce_nll_weight:g}"
+        f"CE with MLE_n weight {args.ce_nll_weight:g}, --set {' '.join(args.set) or 'none'}"
     )
     print(table.to_string(float_format=lambda v: f"{v:,.2f}"))
     target = 1.5 if args.ce_nll_weight else 1.4

@@ -325,7 +325,12 @@ def deviations() -> list[str]:
         + ", ".join(f"{r.name} {recipe_settings(r)['epochs']}" for r in BY_NAME.values())
         + ". MNIST fiRevNets use learning rate 3e-3 (the preset's is 1e-3).",
         "- **iCE recipe.** Definition 7 with B.2's normalisation. At this scale it does "
-        "not empty z_n of the label; `docs/ice-study.md` measures the variants tried.",
+        "not empty z_n of the label; `docs/ice-study.md` and `docs/ice-findings.md` "
+        "measure the variants tried and where the class stays.",
+        "- **Readout (issue 15).** The MNIST fiRevNets keep all 16 channels to the last "
+        "stage (no factor-out) and read each logit as one channel at the centre of the 7×7 "
+        "maps through its own affine map, as the authors' code reads 10 channels at one "
+        "position; Appendix B.2 does not say how the paper's MNIST network reads out.",
         "- **Stable blocks and a likelihood term (issue 13).** The MNIST fiRevNets start "
         "with a logit input layer (decoded pixels stay within 0.0102 of [0, 1]), mix "
         "channels with orthogonal 1×1 convolutions and bound every actnorm's log-scale by "

@@ -186,7 +186,8 @@ def zoo_acceptance(opts: argparse.Namespace) -> None:
 
     rows = []
     for name in opts.zoo_models.split(","):
-        folder = opts.work / "zoo" / name
+        # Keyed by the file's hash: a retrained zoo model must not reuse the old one's audit.
+        folder = opts.work / "zoo" / f"{name}-{zoo_entry(name).sha256[:12]}"
         folder.mkdir(parents=True, exist_ok=True)
         log = folder / "log.txt"
         out = folder / "metamer"

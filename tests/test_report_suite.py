@@ -129,6 +129,21 @@ def test_each_sanity_flag_fires_on_its_fault_only(edit, expected) -> None:
     assert names(report) == [expected]
 
 
+def test_metamer_logits_moved_points_a_float32_audit_to_float64() -> None:
+    report = copy.deepcopy(clean_report())
+    report["attacks"]["metamer"]["metrics"].update(logit_match_max_abs=2.78)
+    (only,) = report_warnings(report)
+    assert "--dtype float64" not in only["message"]  # the dtype is not known
+    report["environment"]["dtype"] = "float32"
+    (only,) = report_warnings(report)
+    assert only["message"].endswith(
+        "rerun with --dtype float64 to tell float32 rounding from a broken inverse"
+    )
+    report["environment"]["dtype"] = "float64"
+    (only,) = report_warnings(report)
+    assert "--dtype float64" not in only["message"]
+
+
 def test_few_samples_threshold_is_the_stated_precision() -> None:
     """few_samples reads each rate's own exact interval: a rate of 1/2 needs the n where
     its Clopper-Pearson interval narrows to ±PRECISION; a rate of 0 is precise far sooner."""

@@ -89,7 +89,7 @@ seed_option = click.option(
     default=0,
     show_default=True,
     help="Seed of every random choice (0 to 4294967295); the same seed gives the same "
-    "results on the same CPU.",
+    "results on the same CPU with the same number of threads.",
 )
 
 progress_option = click.option("--progress/--no-progress", default=True, show_default=True)

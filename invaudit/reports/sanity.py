@@ -86,11 +86,19 @@ def _metamer_logits(report: Mapping[str, Any]) -> list[Warning_]:
     drift = m.get("logit_match_max_abs") if m else None
     if drift is None or drift <= METAMER_LOGIT_TOLERANCE:
         return []
+    # In float32 a pixel decoded deep into the logit input layer's saturation rounds,
+    # and F cannot read its logits back; float64 tells that from a broken inverse.
+    hint = (
+        "; rerun with --dtype float64 to tell float32 rounding from a broken inverse"
+        if (report.get("environment") or {}).get("dtype") == "float32"
+        else ""
+    )
     return [
         _warning(
             "metamer_logits_moved",
             f"metamer logits differ from their source by up to {drift:.3g} "
-            f"(> {METAMER_LOGIT_TOLERANCE:g}): F is not numerically invertible on metamers",
+            f"(> {METAMER_LOGIT_TOLERANCE:g}): F is not numerically invertible on metamers"
+            + hint,
             "metamer",
         )
     ]
