@@ -200,9 +200,13 @@ def epoch_line(metrics: dict[str, float]) -> str:
             f"nCE {m['nce']:.4f}",
             f"MLE_n {m['mle_bits_per_dim']:.3f} b/d",
         ]
+    if "adv_epsilon" in m:  # adversarial training: the train accuracy is on the attacks
+        parts.append(f"mean ε {m['adv_epsilon']:.3f}")
     parts.append(
         f"logit acc train {100 * m['logit_train_acc']:.2f}% test {100 * m['logit_test_acc']:.2f}%"
     )
+    if "pgd10_test_acc" in m:
+        parts.append(f"PGD-10 test {100 * m['pgd10_test_acc']:.2f}%")
     if "nuisance_train_acc" in m:
         parts.append(
             f"nuisance clf train {100 * m['nuisance_train_acc']:.2f}% "

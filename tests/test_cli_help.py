@@ -18,7 +18,13 @@ from click.testing import CliRunner
 from invaudit.cli import main
 from invaudit.cli.app import EXAMPLES
 from invaudit.cli.options import SUITE_NAMES
-from invaudit.cli.train import DATASETS, INDEPENDENCE, MLE_SCOPES, NUISANCE_OBJECTIVES
+from invaudit.cli.train import (
+    ADVERSARIAL,
+    DATASETS,
+    INDEPENDENCE,
+    MLE_SCOPES,
+    NUISANCE_OBJECTIVES,
+)
 from invaudit.progress import BarProgress, EpochProgress
 
 HEAVY = ("torch", "torchvision", "foolbox", "pandas", "matplotlib", "numpy")
@@ -49,7 +55,7 @@ def test_every_command_shows_an_example_that_parses(name: str) -> None:
 
 def test_the_copied_names_match_their_registries() -> None:
     from invaudit.reports.suite import SUITE_NAMES as suites
-    from invaudit.training import losses
+    from invaudit.training import adversarial, losses
     from invaudit.training.settings import DEFAULT_ARCH
 
     assert DATASETS == tuple(DEFAULT_ARCH)
@@ -57,6 +63,7 @@ def test_the_copied_names_match_their_registries() -> None:
     assert INDEPENDENCE == tuple(losses.INDEPENDENCE)
     assert NUISANCE_OBJECTIVES == tuple(losses.NUISANCE_OBJECTIVES)
     assert MLE_SCOPES == tuple(losses.MLE_SCOPES)
+    assert ADVERSARIAL == tuple(adversarial.ADVERSARIAL)
 
 
 def test_methods_lists_every_registered_attack() -> None:

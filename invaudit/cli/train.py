@@ -41,6 +41,7 @@ DATASETS = ("spheres", "mnist", "fashion-mnist", "imagenet")
 INDEPENDENCE = ("adversary", "hsic", "adversary+hsic", "class-means")
 NUISANCE_OBJECTIVES = ("ce", "confusion", "permuted")
 MLE_SCOPES = ("z_n", "z")
+ADVERSARIAL = ("none", "fgsm-rs", "pgd")
 
 #: train's options that say what to write and show, not what to train.
 RUN_OPTIONS = ("out", "resume", "snapshots", "progress")
@@ -70,7 +71,8 @@ run_options = stack(
         default=None,
         help="Default: firevnet-fc for spheres, "
         "firevnet-mnist for (Fashion-)MNIST, firevnet-imagenet for imagenet. "
-        "oracle-cnn: an ordinary CNN to serve as an attack's --oracle (CE only).",
+        "oracle-cnn: an ordinary CNN to serve as an attack's --oracle; cnn: a smaller "
+        "one to audit (both CE only).",
     ),
     click.option(
         "--loss",
@@ -155,14 +157,28 @@ loss_options = stack(
     progress_option,
 )
 
+adversarial_options = stack(
+    shown("--adversarial", click.Choice(list(ADVERSARIAL)), "none",
+          "Plain archs (cnn, oracle-cnn): train on L-inf attacks of each batch instead of "
+          "the batch: PGD from a random start (Madry et al.), or one FGSM step from a "
+          "random start (fgsm-rs, Wong et al.; two passes per batch)."),  # fmt: skip
+    shown("--adv-epsilon", POSITIVE, 0.3, "Adversarial training: the L-inf radius."),
+    shown("--adv-steps", COUNT, 7, "--adversarial pgd: steps per batch."),
+    shown("--adv-step-size", NON_NEGATIVE, 0.0, "Adversarial training: step size; 0 means "
+          "1.25 x epsilon for fgsm-rs, 2.5 x epsilon / steps for pgd."),  # fmt: skip
+    shown("--adv-ramp-epochs", EPOCHS, 0, "Adversarial training: epochs over which epsilon "
+          "grows linearly from 0."),  # fmt: skip
+)
+
 
 @main.command()
 @run_options
 @data_options
 @loss_options
+@adversarial_options
 def train(**opts: Any) -> None:
-    """Train a fiRevNet with CE or iCE, or an oracle-cnn with CE; runs as is under
-    torchrun --nproc_per_node N."""
+    """Train a fiRevNet with CE or iCE, or a plain CNN (cnn, oracle-cnn) with CE, also
+    adversarially; runs as is under torchrun --nproc_per_node N."""
     from ..training.trainer import Trainer
 
     out = opts["out"]

@@ -20,8 +20,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..errors import ConfigError, InputError
-from .classifier import _describe
+from ..errors import ConfigError
+from .classifier import check_batch
 
 
 @dataclass(frozen=True)
@@ -63,14 +63,14 @@ class OracleCNN(nn.Module):
         for name in ("in_channels", "width", "hidden"):
             value = getattr(cfg, name)
             if value < 1:
-                raise ConfigError(f"oracle-cnn: {name} must be at least 1, got {value}")
+                raise ConfigError(f"{self.arch}: {name} must be at least 1, got {value}")
         if cfg.num_classes < 2:
-            raise ConfigError(f"oracle-cnn: num_classes must be at least 2, got {cfg.num_classes}")
+            raise ConfigError(f"{self.arch}: num_classes must be at least 2, got {cfg.num_classes}")
         # Two 2x2 poolings: anything smaller than 4 pixels would pool to nothing.
         if cfg.image_size < 4:
-            raise ConfigError(f"oracle-cnn: image_size must be at least 4, got {cfg.image_size}")
+            raise ConfigError(f"{self.arch}: image_size must be at least 4, got {cfg.image_size}")
         if not 0.0 <= cfg.dropout < 1.0:
-            raise ConfigError(f"oracle-cnn: dropout must be in [0, 1), got {cfg.dropout}")
+            raise ConfigError(f"{self.arch}: dropout must be in [0, 1), got {cfg.dropout}")
         self.config: dict[str, Any] = asdict(cfg)
         self.num_classes = cfg.num_classes
         self.input_shape = (cfg.in_channels, cfg.image_size, cfg.image_size)
@@ -91,19 +91,7 @@ class OracleCNN(nn.Module):
 
     def _check(self, x: Any) -> None:
         """One clear line for a wrong input instead of an error deep inside a convolution."""
-        ref = next(self.parameters())
-        shape = ", ".join(map(str, self.input_shape))
-        expected = f"a {ref.dtype} tensor of shape [B, {shape}]"
-        if not isinstance(x, torch.Tensor):
-            raise InputError(f"input: expected {expected}, got {_describe(x)}")
-        if x.dtype != ref.dtype:
-            raise InputError(f"input: expected dtype {ref.dtype}, got {_describe(x)}")
-        if x.dim() != 4 or tuple(x.shape[1:]) != self.input_shape or x.shape[0] == 0:
-            raise InputError(f"input: expected {expected}, got {_describe(x)}")
-        if x.device != ref.device:
-            raise InputError(f"input: expected a tensor on {ref.device}, got {_describe(x)}")
-        if not bool(torch.isfinite(x).all()):
-            raise InputError(f"input: expected finite values, got NaN or inf in {_describe(x)}")
+        check_batch(x, next(self.parameters()), self.input_shape, "input")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """The logits, ``[B, num_classes]``."""

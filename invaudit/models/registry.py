@@ -8,6 +8,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .classifier import InvertibleClassifier
+from .cnn import CNN, CNNConfig
 from .firevnet import (
     MNIST_LEGACY,
     FCConfig,
@@ -27,9 +28,10 @@ ARCHS: dict[str, tuple[type, Callable[[Any], Model]]] = {
     "firevnet-mnist": (MNISTConfig, build_mnist),
     "firevnet-imagenet": (ImageNetConfig, build_imagenet),
     "oracle-cnn": (OracleCNNConfig, OracleCNN),
+    "cnn": (CNNConfig, CNN),
 }
-# Ordinary classifiers (logits only: no inverse, no z_n), used as image oracles.
-PLAIN_ARCHS = frozenset({"oracle-cnn"})
+# Ordinary classifiers (logits only: no inverse, no z_n): image oracles, and CNNs to audit.
+PLAIN_ARCHS = frozenset({"oracle-cnn", "cnn"})
 # Config keys added after checkpoints existed, with the value those checkpoints were
 # built with: a stored config that lacks a key rebuilds the model it was saved from,
 # not today's default.

@@ -19,7 +19,14 @@ from .losses import ICEConfig
 # Settings that may change between a run and its --resume (they do not change results).
 RESUMABLE_CHANGES = {"device", "data_dir", "download", "workers", "epochs"}
 # Settings added after checkpoints existed, with the value older runs had in effect.
-LEGACY_SETTINGS: dict[str, Any] = {"nll_weight": 0.0}
+LEGACY_SETTINGS: dict[str, Any] = {
+    "nll_weight": 0.0,
+    "adversarial": "none",
+    "adv_epsilon": 0.3,
+    "adv_steps": 7,
+    "adv_step_size": 0.0,
+    "adv_ramp_epochs": 0,
+}
 
 
 @dataclass
@@ -47,6 +54,12 @@ class TrainSettings:
     # CE only: weight of MLE_n (the flow's NLL of z_n, bits/dim) added to the loss.
     nll_weight: float = 0.0
     ice: ICEConfig = field(default_factory=ICEConfig)
+    # Plain archs only: train on L-inf attacks of each batch (training/adversarial.py).
+    adversarial: str = "none"
+    adv_epsilon: float = 0.3
+    adv_steps: int = 7  # pgd only; fgsm-rs takes one step
+    adv_step_size: float = 0.0  # 0: the attack's default (adversarial.default_step_size)
+    adv_ramp_epochs: int = 0
     adversary_lr: float = 1e-3
     workers: int = 0
 

@@ -32,6 +32,7 @@ from ..errors import CheckpointError, ConfigError, OutputError
 from ..models import InvertibleClassifier, Model, build, is_invertible
 from ..models.checkpoint import model_payload, read_checkpoint, save_checkpoint
 from ..outputs import check_writable, require_path
+from .adversarial import check_adversarial, default_step_size, linf_attack, ramped_epsilon
 from .distributed import DistContext
 from .losses import NuisanceGame, bits_per_dim
 from .presets import PRESETS, make_optimizer, make_scheduler
@@ -127,6 +128,14 @@ def check_settings(settings: TrainSettings) -> None:
     # iCE's terms all live on z_n.
     if settings.loss == "ice" and not is_invertible(settings.arch):
         raise ConfigError(f"iCE needs an invertible arch; {settings.arch} is not invertible")
+    check_adversarial(
+        settings.adversarial, settings.adv_epsilon, settings.adv_steps, settings.adv_step_size
+    )
+    if settings.adversarial != "none" and is_invertible(settings.arch):
+        raise ConfigError(
+            f"--adversarial trains plain classifiers (oracle-cnn, cnn); {settings.arch} is "
+            "invertible"
+        )
     if settings.nll_weight and (settings.loss != "ce" or not is_invertible(settings.arch)):
         raise ConfigError(
             "--nll-weight applies to CE training of an invertible arch "
@@ -250,6 +259,36 @@ def evaluate(
     return {"logit_acc": correct / total, "nuisance_acc": nuisance_correct / total}
 
 
+#: Test examples per rank behind an adversarial run's per-epoch robust accuracy, and the
+#: PGD steps of that check (a monitor for collapse, not the audit's PGD-40).
+ROBUST_TEST_N, ROBUST_TEST_STEPS = 500, 10
+
+
+def robust_test_accuracy(
+    model: Model, loader: DataLoader, ctx: DistContext, epsilon: float, bounds: tuple[float, float]
+) -> float:
+    """PGD-10 accuracy at L∞ ``epsilon`` on the first :data:`ROBUST_TEST_N` examples of each
+    rank's shard of ``loader`` (all ranks summed), in eval mode."""
+    was_training = model.training
+    model.eval()
+    correct = total = 0.0
+    for x, y in loader:
+        x, y = x.to(ctx.device)[: ROBUST_TEST_N - int(total)], y.to(ctx.device)
+        y = y[: len(x)]
+        x_adv = linf_attack(
+            model, x, y, epsilon=epsilon, steps=ROBUST_TEST_STEPS,
+            step_size=2.5 * epsilon / ROBUST_TEST_STEPS, bounds=bounds,
+        )  # fmt: skip
+        with torch.no_grad():
+            correct += (model(x_adv).argmax(1) == y).sum().item()
+        total += len(y)
+        if total >= ROBUST_TEST_N:
+            break
+    correct, total = ctx.sum([correct, total])
+    model.train(was_training)
+    return correct / max(total, 1.0)
+
+
 class Trainer:
     """One training run: build or resume, then ``fit`` epoch by epoch."""
 
@@ -283,6 +322,7 @@ class Trainer:
         self._build_model()
         self.history: list[dict[str, float]] = []
         self.schedule = 1.0  # the warm-up / ramp factor of the current batch (iCE)
+        self.progress_epochs = 0.0  # epochs done, with the current one's fraction
         self.start_epoch = 0
         self.wall_seconds = 0.0
         self._make_loaders()
@@ -432,7 +472,16 @@ class Trainer:
 
     def _test_metrics(self) -> dict[str, float]:
         test = evaluate(self.model, self.game, self.test_loader, self.ctx)
-        return {f"{key.removesuffix('_acc')}_test_acc": value for key, value in test.items()}
+        metrics = {f"{key.removesuffix('_acc')}_test_acc": value for key, value in test.items()}
+        if self.settings.adversarial != "none":
+            metrics["pgd10_test_acc"] = robust_test_accuracy(
+                self.model, self.test_loader, self.ctx, self.settings.adv_epsilon, self._bounds()
+            )
+        return metrics
+
+    def _bounds(self) -> tuple[float, float]:
+        low, high = self.splits.info.get("bounds", (0.0, 1.0))
+        return float(low), float(high)
 
     def _train_epoch(self, epoch: int) -> dict[str, float]:
         self.train_sampler.set_epoch(epoch)
@@ -451,7 +500,8 @@ class Trainer:
         total_batches = max(len(self.train_loader), 1)
         for x, y in self.train_loader:
             x, y = x.to(self.ctx.device), y.to(self.ctx.device)
-            self.schedule = self.settings.ice.schedule(epoch + batches / total_batches)
+            self.progress_epochs = epoch + batches / total_batches
+            self.schedule = self.settings.ice.schedule(self.progress_epochs)
             batch_terms, batch_hits = self._step(x, y)
             for sums, batch in ((terms, batch_terms), (hits, batch_hits)):
                 for key, value in batch.items():
@@ -480,11 +530,29 @@ class Trainer:
     def _step(self, x: torch.Tensor, y: torch.Tensor) -> tuple[dict[str, float], dict[str, float]]:
         """One batch: its loss terms (batch means) and its hits (counts of examples)."""
         if self.game is None:  # a plain model: cross-entropy on its logits
+            terms: dict[str, float] = {}
+            if self.settings.adversarial != "none":  # on the batch's attacks instead
+                x, terms["adv_epsilon"] = self._attack(x, y)
             logits = self.model_step(x)
             loss = F.cross_entropy(logits, y)
             self._descend(loss)
-            return {"loss": loss.item()}, {"logit_train_acc": _hits(logits, y)}
+            return {"loss": loss.item(), **terms}, {"logit_train_acc": _hits(logits, y)}
         return self._game_step(self.game, x, y)
+
+    def _attack(self, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, float]:
+        """The batch's L∞ attack at this point's ε, and that ε.  It attacks the bare
+        model, not its DDP wrapper: only the training step's backward may sync."""
+        s = self.settings
+        epsilon = ramped_epsilon(s.adv_epsilon, s.adv_ramp_epochs, self.progress_epochs)
+        if epsilon == 0:
+            return x, 0.0
+        steps = 1 if s.adversarial == "fgsm-rs" else s.adv_steps
+        step_size = s.adv_step_size or default_step_size(s.adversarial, epsilon, steps)
+        x_adv = linf_attack(
+            self.model, x, y, epsilon=epsilon, steps=steps, step_size=step_size,
+            bounds=self._bounds(),
+        )  # fmt: skip
+        return x_adv, epsilon
 
     def _game_step(
         self, game: NuisanceGame, x: torch.Tensor, y: torch.Tensor
