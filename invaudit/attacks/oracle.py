@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import torch
 
 from ..atomic import file_sha256
 from ..errors import ConfigError
-from ..models.checkpoint import load_model
+from ..models.sources import is_factory, load_source
 
 
 class Oracle:
@@ -55,7 +56,13 @@ class SpheresOracle(Oracle):
 
 
 class ClassifierOracle(Oracle):
-    """A reference classifier checkpoint (e.g. ``oracle-cnn``): a proxy for human judgement."""
+    """A reference classifier (e.g. the ``oracle-cnn`` checkpoint): a proxy for human judgement.
+
+    Any model source serves (:mod:`invaudit.models.sources`): an invaudit checkpoint,
+    a TorchScript or torch.export file, or ``py:package.module:function`` (without
+    weights: the factory loads its own); all but a checkpoint take ``dataset``, the
+    audited model's dataset record.
+    """
 
     exact = False
 
@@ -65,19 +72,21 @@ class ClassifierOracle(Oracle):
         device: torch.device | str = "cpu",
         *,
         origin: str | None = None,
+        dataset: dict[str, Any] | None = None,
     ) -> None:
         """``origin`` says who chose this oracle (``--oracle``, the zoo default), for records."""
         self.path = str(path)
         self.origin = origin
-        self.model = load_model(path).to(device).eval()
-        self.sha256 = file_sha256(path)
+        self.model = load_source(path, dataset=dataset).to(device).eval()
+        self.sha256 = None if is_factory(path) else file_sha256(path)
         arch = getattr(self.model, "arch", type(self.model).__name__)
-        accuracy = (self.model.checkpoint_info or {}).get("metrics", {}) or {}
+        accuracy = (self.model.checkpoint_info or {}).get("metrics") or {}
         self.test_accuracy = accuracy.get("logit_test_acc")
-        self.name = f"{arch}:{Path(path).name}"
+        label = self.path if is_factory(path) else Path(path).name
+        self.name = label if is_factory(path) else f"{arch}:{label}"
         acc = f", test accuracy {100 * self.test_accuracy:.2f}%" if self.test_accuracy else ""
         self.description = (
-            f"proxy for human judgement: reference classifier {Path(path).name} ({arch}{acc}); "
+            f"proxy for human judgement: reference classifier {label} ({arch}{acc}); "
             "its labels stand in for what a person would say the image shows"
         )
 

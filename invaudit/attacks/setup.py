@@ -1,7 +1,11 @@
 """Everything an audit needs besides the attack: model on its device, data, oracle.
 
-``invaudit attack`` and the report runner share this so a checkpoint is
-loaded, cast and checked the same way whichever command audits it.
+``invaudit attack`` and the report runner share this so a model is loaded, cast
+and checked the same way whichever command audits it.  A model is an invaudit
+checkpoint (a path or ``zoo:NAME``) or any source of :mod:`invaudit.models.sources`
+(TorchScript, torch.export, ``py:package.module:function``), which names its
+dataset with ``--dataset``; before any attack runs, the model (and a learned
+oracle) must map one test input of that dataset to ``[1, num_classes]`` logits.
 """
 
 from __future__ import annotations
@@ -13,23 +17,36 @@ from typing import Any
 import torch
 
 from ..atomic import file_sha256
+from ..data import dataset_info
 from ..data.audit import AuditData, audit_data
 from ..devices import resolve_device
-from ..errors import ConfigError
+from ..errors import ConfigError, InvauditError
 from ..models.checkpoint import load_model
+from ..models.foreign import ForeignClassifier
+from ..models.sources import (
+    CHECKPOINT,
+    FACTORY,
+    error_line,
+    load_source,
+    source_kind,
+    state_sha256,
+)
 from ..zoo import is_zoo_selector, resolve_model_path, zoo_oracle_for
 from .oracle import ClassifierOracle, Oracle, default_oracle
 
 #: ``--oracle none``: audit an image model without any oracle (the zoo's included).
 NO_ORACLE = "none"
+#: The datasets ``--dataset`` may name for a model that is not an invaudit checkpoint.
+FOREIGN_DATASETS = ("mnist", "fashion-mnist")
 
 
 @dataclass
 class LoadedModel:
-    """A checkpoint read from disk, before any data is touched (cheap to check).
+    """A model read from its source, before any data is touched (cheap to check).
 
     ``path`` is the file itself, also for a ``zoo:NAME`` selector, so hashes and
-    records name what was actually read.
+    records name what was actually read; for a ``py:`` factory it is the
+    ``py:package.module:function`` string.
     """
 
     path: str
@@ -59,12 +76,55 @@ class AuditSetup:
     dtype: str
 
 
-def read_model(path: str | os.PathLike) -> LoadedModel:
-    """Load a checkpoint given as a path or a ``zoo:NAME`` selector."""
-    path = resolve_model_path(path)
-    model = load_model(path)
-    dataset = (getattr(model, "checkpoint_info", None) or {}).get("dataset") or {}
-    return LoadedModel(path, model, dataset)
+def dataset_record(name: str) -> dict[str, Any]:
+    """What ``--dataset NAME`` says about a foreign model's data, shaped like the
+    ``dataset`` record of a checkpoint (name, input shape, classes, bounds)."""
+    if name not in FOREIGN_DATASETS:
+        raise ConfigError(
+            f"--dataset must be {' or '.join(FOREIGN_DATASETS)}, got {name!r}"
+        )
+    described = dataset_info(name)
+    return {
+        "name": name,
+        "bounds": tuple(float(b) for b in described["bounds"]),
+        "input_shape": [int(s) for s in described["input_shape"]],
+        "num_classes": int(described["num_classes"]),
+        "normalization": "pixels in [0, 1] (k / 255), no mean/std: the model takes raw pixels",
+    }
+
+
+def read_model(
+    path: str | os.PathLike,
+    *,
+    dataset: str | dict[str, Any] | None = None,
+    weights: str | os.PathLike | None = None,
+) -> LoadedModel:
+    """Load the model ``path`` names: a checkpoint path, ``zoo:NAME``, a TorchScript or
+    torch.export file, or ``py:package.module:function``.
+
+    ``dataset`` (a name, see :data:`FOREIGN_DATASETS`, or a record) is required for
+    every model but a checkpoint, whose own record it must then agree with;
+    ``weights`` (a state dict file) goes with a ``py:`` factory only.
+    """
+    record = dataset_record(dataset) if isinstance(dataset, str) else dataset
+    if is_zoo_selector(path) or source_kind(path) == CHECKPOINT:
+        if weights is not None:
+            raise ConfigError(
+                f"--weights goes with a py:package.module:function model only; {path} is "
+                "an invaudit checkpoint"
+            )
+        file = resolve_model_path(path)
+        model = load_model(file)
+        stored = (getattr(model, "checkpoint_info", None) or {}).get("dataset") or {}
+        if record is not None and record.get("name") != stored.get("name"):
+            raise ConfigError(
+                f"{path} is an invaudit checkpoint of {stored.get('name', 'no dataset')}; "
+                f"--dataset {record.get('name')} disagrees (leave --dataset out: a "
+                "checkpoint names its own)"
+            )
+        return LoadedModel(file, model, stored)
+    model = load_source(path, dataset=record, weights=weights)
+    return LoadedModel(os.fspath(path), model, dict(record or {}))
 
 
 def resolve_dtype(dtype: str, model: torch.nn.Module) -> str:
@@ -116,7 +176,7 @@ def choose_oracle(
             f"{loaded.path}): it agrees with every decision, so every oracle rate would "
             "be 0 and pass any gate; give an independent classifier or --oracle none"
         )
-    oracle = ClassifierOracle(path, where, origin=origin)
+    oracle = ClassifierOracle(path, where, origin=origin, dataset=loaded.dataset)
     oracle.check_compatible(loaded.model)
     return oracle
 
@@ -152,15 +212,79 @@ def prepare_audit(
     model = loaded.model.to(device=where, dtype=getattr(torch, dtype)).eval()
     oracle = choose_oracle(loaded, oracle_path, where)
     data = audit_data(loaded.dataset, data_dir=data_dir, download=download)
+    check_on_example(model, data, f"--model {loaded.path}")
+    if isinstance(oracle, ClassifierOracle):
+        check_on_example(oracle.model, data, f"--oracle {oracle.path}")
     return AuditSetup(loaded.path, model, data, oracle, where, dtype)
 
 
+def _failure_hint(err: BaseException, dtype: torch.dtype, model: torch.nn.Module) -> str:
+    """What to try when a model fails on a test input (empty when nothing obvious)."""
+    text = str(err)
+    if "Guard failed" in text:
+        return (
+            "; was it exported for one batch size only? export with a dynamic batch: "
+            "dynamic_shapes=({0: torch.export.Dim('batch')},)"
+        )
+    if dtype == torch.float64 and isinstance(model, ForeignClassifier):
+        return "; a TorchScript or exported model may run in float32 only: try --dtype float32"
+    return ""
+
+
+@torch.no_grad()
+def check_on_example(model: torch.nn.Module, data: AuditData, where: str) -> None:
+    """Run ``model`` on ONE test input of ``data``: it must give ``[1, num_classes]``
+    logits, else one-line :class:`ConfigError` naming the expected and actual shapes
+    (before any attack runs)."""
+    x = torch.as_tensor(data.test[0][0]).unsqueeze(0)
+    ref = next(model.parameters(), None)
+    if ref is not None:
+        x = x.to(device=ref.device, dtype=ref.dtype)
+    classes = int(data.info.get("num_classes", getattr(model, "num_classes", 0)))
+    expected = [1, classes]
+    try:
+        logits = model.logits(x) if hasattr(model, "logits") else model(x)
+    except InvauditError as err:
+        raise ConfigError(f"{where}: {err}") from err
+    except Exception as err:  # the model's own failure: wrong channels, sizes, dtype
+        raise ConfigError(
+            f"{where} fails on one {data.name} test input of shape {list(x.shape)} "
+            f"({x.dtype}; expected output {expected}): {error_line(err)}"
+            f"{_failure_hint(err, x.dtype, model)}"
+        ) from err
+    if not isinstance(logits, torch.Tensor) or list(logits.shape) != expected:
+        got = list(logits.shape) if isinstance(logits, torch.Tensor) else type(logits).__name__
+        raise ConfigError(
+            f"{where} gives {got} for one {data.name} test input of shape {list(x.shape)}; "
+            f"expected {expected} ({classes} classes)"
+        )
+
+
 def model_record(path: str, model: torch.nn.Module) -> dict[str, Any]:
-    """Which checkpoint was audited: path, content hash, architecture and loss."""
+    """Which model was audited: path, content hash, architecture and loss.
+
+    A file is named by its path and sha256; a ``py:`` factory by its
+    ``py:package.module:function`` string and the sha256 of its ``--weights`` file
+    (``weights``), or, without one, of its state dict (``sha256_of`` says which).
+    Foreign models add ``source`` (torchscript, torch.export or py).
+    """
     info = getattr(model, "checkpoint_info", None) or {}
-    return {
+    record = {
         "path": str(path),
-        "sha256": file_sha256(path),
+        "sha256": None,
         "arch": getattr(model, "arch", type(model).__name__),
         "loss": info.get("loss"),
+    }
+    source = getattr(model, "source", None) if isinstance(model, ForeignClassifier) else None
+    if not source:
+        return {**record, "sha256": file_sha256(path)}
+    record["source"] = source.get("kind")
+    if source.get("kind") != FACTORY:
+        return {**record, "sha256": file_sha256(path)}
+    weights = source.get("weights")
+    return {
+        **record,
+        "sha256": source["weights_sha256"] if weights else state_sha256(model.module),
+        "sha256_of": "weights file" if weights else "state dict",
+        "weights": weights,
     }

@@ -16,11 +16,11 @@ from ..errors import ConfigError
 from ..progress import BarProgress
 from .app import main
 from .options import (
+    audit_model_options,
     data_dir_option,
     device_option,
     download_option,
     dtype_option,
-    model_option,
     oracle_option,
     parse_pairs,
     path_option,
@@ -121,7 +121,7 @@ def methods() -> None:
 
 
 @main.command()
-@model_option()
+@audit_model_options
 @click.option(
     "--method",
     required=True,
@@ -145,10 +145,11 @@ def methods() -> None:
 @method_option_flags
 @progress_option
 def attack(**opts: Any) -> None:
-    """Run one audit (--method) on a checkpoint and print its metrics.
+    """Run one audit (--method) on a model and print its metrics.
 
     Invariance: metamer, interpolate, probe, and for spheres misaligned and
-    boundary.  Sensitivity: the foolbox ε-attacks.  Everything is checked
+    boundary (invertible models); feature-match and invariance-eps (any model).
+    Sensitivity: the foolbox ε-attacks.  Everything is checked
     before any work starts; with --out the files are written only at the end.
     """
     import torch
@@ -161,7 +162,7 @@ def attack(**opts: Any) -> None:
     if opts["out"] is not None:
         check_attack_out(opts["out"], name)
     options = method_options(opts)
-    loaded = read_model(opts["model_path"])
+    loaded = read_model(opts["model_path"], dataset=opts["dataset"], weights=opts["weights"])
     chosen = check_attack(name, loaded.dataset_name, options)
     if chosen.needs_invertible:
         require_invertible(loaded.model, opts["model_path"], name)

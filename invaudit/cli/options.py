@@ -128,28 +128,66 @@ def model_option(
     *,
     required: bool = True,
     help: str = "Checkpoint file, or zoo:NAME for a model of the zoo (see `invaudit zoo`).",
+    metavar: str = "CKPT|zoo:NAME",
 ) -> Callable[[F], F]:
-    """The checkpoint a command reads (a path, or zoo:NAME)."""
+    """The model a command reads (a checkpoint path or zoo:NAME; the audits: any source)."""
     return click.option(
         "--model",
         "model_path",
         required=required,
         default=None,
         type=click.Path(dir_okay=False),
-        metavar="CKPT|zoo:NAME",
+        metavar=metavar,
         help=help,
     )
 
+
+#: ``--model`` of the audits, which take any model source (invaudit.models.sources).
+AUDIT_MODEL_HELP = (
+    "The model: an invaudit checkpoint or zoo:NAME; a TorchScript archive "
+    "(torch.jit.save) or a torch.export program (torch.export.save, .pt2), told apart "
+    "by content; or py:package.module:function, a factory called with no arguments "
+    "(with --weights). All but a checkpoint need --dataset (docs/model-sources.md)."
+)
+AUDIT_MODEL_METAVAR = "CKPT|zoo:NAME|FILE|py:MOD:FN"
+
+#: The foreign datasets ``--dataset`` takes (``invaudit.attacks.setup.FOREIGN_DATASETS``).
+FOREIGN_DATASETS = ("mnist", "fashion-mnist")
+
+dataset_option = click.option(
+    "--dataset",
+    "dataset",
+    default=None,
+    metavar="NAME",
+    help="What a model that is not an invaudit checkpoint classifies: "
+    f"{' or '.join(FOREIGN_DATASETS)} (it sets the input shape, the classes and the test "
+    "data). A checkpoint names its own; given for one, it must agree.",
+)
+
+weights_option = path_option(
+    "--weights",
+    "State dict for a py:package.module:function model (a dict of tensors, or one "
+    "under 'state_dict'), read with torch.load(weights_only=True): never unpickled code.",
+    metavar="FILE",
+)
+
+#: The model an audit reads (attack, report): any source, its dataset and its weights.
+audit_model_options = stack(
+    model_option(help=AUDIT_MODEL_HELP, metavar=AUDIT_MODEL_METAVAR),
+    dataset_option,
+    weights_option,
+)
 
 oracle_option = click.option(
     "--oracle",
     "oracle_path",
     default=None,
-    metavar="CKPT|zoo:NAME|none",
+    metavar="CKPT|zoo:NAME|FILE|py:MOD:FN|none",
     help="Reference classifier standing in for human judgement (images): a checkpoint "
-    "or zoo:NAME. Default for images: the zoo oracle for the dataset (zoo:mnist-oracle "
-    "for MNIST), else none; 'none' audits without one. Spheres always use the exact "
-    "oracle (the radius).",
+    "or zoo:NAME, or a TorchScript / torch.export file or py: factory of the audited "
+    "model's dataset. Default for images: the zoo oracle for the dataset "
+    "(zoo:mnist-oracle for MNIST), else none; 'none' audits without one. Spheres "
+    "always use the exact oracle (the radius).",
 )
 
 set_option = click.option(

@@ -131,12 +131,15 @@ def chosen_epsilons(opts: dict[str, Any]) -> list[float] | dict[str, list[float]
     return per_norm or None
 
 
-def planned_audit(path: str, opts: dict[str, Any]) -> tuple[Any, Suite]:
-    """The checkpoint and the suite it gets, checked without touching data."""
+def planned_audit(
+    path: str, opts: dict[str, Any], weights: str | None = None
+) -> tuple[Any, Suite]:
+    """The model (with --dataset, and ``weights`` for a py: factory) and the suite it
+    gets, checked without touching data."""
     from ..attacks.setup import read_model
     from ..reports.suite import plan_suite
 
-    loaded = read_model(path)
+    loaded = read_model(path, dataset=opts.get("dataset"), weights=weights)
     epsilons = chosen_epsilons(opts)
     suite = plan_suite(
         opts["suite"],
@@ -197,7 +200,7 @@ def apply_gate(
 
 
 @main.command()
-@shared.model_option()
+@shared.audit_model_options
 @path_option(
     "--out",
     "Report folder: new, empty, or an earlier invaudit report holding nothing else "
@@ -209,7 +212,7 @@ def apply_gate(
 @gate_options
 @click.pass_context
 def report(ctx: click.Context, **opts: Any) -> None:
-    """Audit one checkpoint with a suite and write report.json, .md, .html, CSVs and figures.
+    """Audit one model with a suite and write report.json, .md, .html, CSVs and figures.
 
     Invariance: metamers, interpolation, the nuisance probe (and Example 6 and
     Fig. 3 for spheres).  Sensitivity: foolbox FGSM and PGD (L∞, L2) over the
@@ -224,7 +227,7 @@ def report(ctx: click.Context, **opts: Any) -> None:
     check_out_folder(opts["out"])
     check_junit_path(opts["junit"])
     checks = read_checks(opts["fail_if"], opts["policy"])
-    loaded, suite = planned_audit(opts["model_path"], opts)
+    loaded, suite = planned_audit(opts["model_path"], opts, opts["weights"])
     validate_plan(checks, suite, invertible=loaded.invertible)
     setup = setup_from_options(loaded, opts)
     validate_plan(checks, suite, invertible=loaded.invertible, data=setup.data)
@@ -248,7 +251,7 @@ def report(ctx: click.Context, **opts: Any) -> None:
 
 @main.command()
 @click.argument(
-    "models", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="CKPT|zoo:NAME..."
+    "models", nargs=-1, required=True, type=click.Path(dir_okay=False), metavar="MODEL..."
 )
 @path_option(
     "--out",
@@ -263,9 +266,16 @@ def report(ctx: click.Context, **opts: Any) -> None:
     multiple=True,
     help="A name per model, in order (default: file stems; NAME for zoo:NAME).",
 )
+@shared.dataset_option
+@shared.weights_option
 @audit_options
 def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> None:
-    """Audit each checkpoint with the same suite and seed; tables and figures side by side.
+    """Audit each model with the same suite and seed; tables and figures side by side.
+
+    A MODEL is what `invaudit report --model` takes: a checkpoint, zoo:NAME, a
+    TorchScript or torch.export file, or py:package.module:function; --dataset
+    applies to every model that is not a checkpoint, --weights to the one py: model
+    (given with exactly one).
 
     Writes LABEL/report.* for every model, then compare.csv (every number with
     its sample count), compare.md, compare.html and figures/compare-*.png
@@ -278,7 +288,8 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
         raise ConfigError(f"compare needs at least two checkpoints, got {len(models)}")
     check_out_folder(opts["out"])
     names = labels_for(models, labels)
-    planned = [planned_audit(path, opts) for path in models]
+    weights = weights_by_model(models, opts["weights"])
+    planned = [planned_audit(path, opts, weights.get(path)) for path in models]
     datasets = {loaded.dataset_name for loaded, _ in planned}
     if len(datasets) > 1:
         raise ConfigError(
@@ -305,6 +316,19 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
         click.echo("")
         echo_verdict(run.report, name)
     echo_story({name: run.report for name, run in runs.items()})
+
+
+def weights_by_model(models: Sequence[str], weights: str | None) -> dict[str, str]:
+    """``{model: weights}`` for compare: --weights goes with exactly one py: model."""
+    if weights is None:
+        return {}
+    factories = [m for m in models if m.startswith("py:")]
+    if len(factories) != 1:
+        raise ConfigError(
+            f"--weights needs exactly one py:package.module:function model among those "
+            f"compared, got {len(factories)}"
+        )
+    return {factories[0]: weights}
 
 
 def echo_story(reports: dict[str, Any]) -> None:

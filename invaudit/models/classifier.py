@@ -24,6 +24,23 @@ def _describe(x: Any) -> str:
     return type(x).__name__
 
 
+def check_batch(t: Any, ref: torch.Tensor, shape: tuple[int, ...], what: str) -> None:
+    """Refuse (one-line :class:`InputError`) anything but a non-empty batch ``[B, *shape]``
+    of finite values with ``ref``'s dtype and device: a clear line instead of an error
+    deep inside a layer.  Every classifier here checks its inputs with it."""
+    expected = f"a {ref.dtype} tensor of shape [B, {', '.join(map(str, shape))}]"
+    if not isinstance(t, torch.Tensor):
+        raise InputError(f"{what}: expected {expected}, got {_describe(t)}")
+    if t.dtype != ref.dtype:
+        raise InputError(f"{what}: expected dtype {ref.dtype}, got {_describe(t)}")
+    if t.dim() != len(shape) + 1 or tuple(t.shape[1:]) != shape or t.shape[0] == 0:
+        raise InputError(f"{what}: expected {expected}, got {_describe(t)}")
+    if t.device != ref.device:
+        raise InputError(f"{what}: expected a tensor on {ref.device}, got {_describe(t)}")
+    if not bool(torch.isfinite(t).all()):
+        raise InputError(f"{what}: expected finite values, got NaN or inf in {_describe(t)}")
+
+
 class InvertibleClassifier(nn.Module):
     """A bijection ``F: R^d -> R^d`` whose first ``num_classes`` outputs are logits."""
 
@@ -50,18 +67,7 @@ class InvertibleClassifier(nn.Module):
         return next(self.parameters())
 
     def _check(self, t: Any, shape: tuple[int, ...], what: str) -> None:
-        ref = self._reference()
-        expected = f"a {ref.dtype} tensor of shape [B, {', '.join(map(str, shape))}]"
-        if not isinstance(t, torch.Tensor):
-            raise InputError(f"{what}: expected {expected}, got {_describe(t)}")
-        if t.dtype != ref.dtype:
-            raise InputError(f"{what}: expected dtype {ref.dtype}, got {_describe(t)}")
-        if t.dim() != len(shape) + 1 or tuple(t.shape[1:]) != shape or t.shape[0] == 0:
-            raise InputError(f"{what}: expected {expected}, got {_describe(t)}")
-        if t.device != ref.device:
-            raise InputError(f"{what}: expected a tensor on {ref.device}, got {_describe(t)}")
-        if not bool(torch.isfinite(t).all()):
-            raise InputError(f"{what}: expected finite values, got NaN or inf in {_describe(t)}")
+        check_batch(t, self._reference(), shape, what)
 
     # -- the bijection --------------------------------------------------------
     def forward_logdet(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

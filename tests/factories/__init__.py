@@ -1,0 +1,1 @@
+"""Model factories for the ``py:package.module:function`` source (tests/test_model_sources.py)."""
