@@ -1,5 +1,6 @@
-"""The audits, by name: invariance (metamers, interpolation, probes, spheres) and
-sensitivity (foolbox ε-attacks).
+"""The audits, by name: invariance (metamers, interpolation, probes and the spheres'
+extras for invertible models; feature matching and Tramèr et al.'s ε-moves for any
+model) and sensitivity (foolbox ε-attacks).
 
 Every entry is an :class:`~invaudit.attacks.declaration.Attack`, declared once at
 the end of its module and registered here with one line (:func:`register`); the
@@ -12,7 +13,16 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import ConfigError
-from . import boundary, interpolation, metamer, misaligned, perturbation, probe
+from . import (
+    boundary,
+    feature_match,
+    interpolation,
+    invariance_eps,
+    metamer,
+    misaligned,
+    perturbation,
+    probe,
+)
 from .base import AttackResult, AuditContext, Progress, require_invertible
 from .declaration import Attack, Budget, Headline, Readout
 from .oracle import ClassifierOracle, Oracle, SpheresOracle, default_oracle
@@ -58,6 +68,8 @@ register(interpolation.ATTACK)
 register(probe.ATTACK)
 register(misaligned.ATTACK)
 register(boundary.ATTACK)
+register(feature_match.ATTACK)
+register(invariance_eps.ATTACK)
 register(*perturbation.ATTACKS)
 
 
