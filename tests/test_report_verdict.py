@@ -102,6 +102,32 @@ def test_the_verdict_says_what_was_found_and_which_side_is_worse() -> None:
     assert "The sensitivity side is worse" in verdict_text(report)
 
 
+def test_a_cnns_verdict_reads_the_invariance_attacks_that_need_no_inverse() -> None:
+    from invaudit.reports.intervals import rate_intervals
+
+    report = mnist_report()
+    del report["attacks"]["metamer"], report["attacks"]["probe"], report["invertibility"]
+    report["model"].update(arch="cnn", invertible=False)
+    report["attacks"]["invariance-eps"] = _attack("invariance", 500, {
+        "n": 500, "clean_accuracy": 0.99, "invariance_rate": {"0.1": 0.01, "0.4": 0.178},
+        "oracle_changed": {"0.1": 0.02, "0.4": 0.3}, "model_kept": {"0.1": 0.98, "0.4": 0.86},
+        "robust_accuracy": {"0.1": None, "0.4": None},
+    }, settings={"norm": "linf"})  # fmt: skip
+    report["attacks"]["feature-match"] = _attack("invariance", 100, {
+        "n": 100, "invariance_success_rate": 0.09})  # fmt: skip
+    for method in ("invariance-eps", "feature-match"):
+        record = report["attacks"][method]
+        record["intervals"] = rate_intervals(ATTACKS[method].rates, record["metrics"])
+    invariance, _, worse, _ = verdict_sentences(report)
+    assert invariance.startswith(
+        "Excessive invariance: 17.8% [14.5, 21.4] of test inputs moved within ε = 0.4 towards "
+        "another class's nearest training image change the oracle's label but not the model's"
+    )
+    assert "9.0% [4.2, 16.4] of feature-matched pairs are invariance-adversarial" in invariance
+    assert "not invertible" not in invariance + worse
+    assert worse.startswith("The sensitivity side is worse at the budgets audited (17.8% ")
+
+
 def test_the_verdict_will_not_weigh_rates_that_are_not_meaningful() -> None:
     report = mnist_report()
     report["attacks"]["metamer"]["metrics"].update(bounds_excursion_mean=15.0, near_box_share=0.1)

@@ -22,6 +22,7 @@ from invaudit.errors import ConfigError
 from invaudit.models import build
 from invaudit.models.stability import inverse_gain, stage_of
 from invaudit.reports.compare import (
+    AUDIT,
     comparison_notes,
     display_tables,
     long_table,
@@ -278,13 +279,13 @@ def test_compare_marks_only_the_flagged_models_oracle_rates(tmp_path) -> None:
         "interpolate.endpoint_oracle_agrees_logit_source",
     }}  # fmt: skip
     tables = display_tables(long_table(reports), voided)
-    audit = list(tables.values())[1]
+    audit = tables[AUDIT]
     success, flips = "metamer invariance success", "interpolate oracle flips"
     assert audit.loc[success, "ce"] == "87.7% [85.5, 89.7] ⚠ not meaningful"
     assert audit.loc[flips, "ce"] == "94.8% [93.2, 96.1] ⚠ not meaningful"
     assert audit.loc[success, "ice"] == "87.7% [85.5, 89.7]"
     assert audit.loc["clean accuracy", "ce"] == "99.0% [98.2, 99.5]"
-    assert display_tables(long_table(reports))[list(tables)[1]].equals(
+    assert display_tables(long_table(reports))[AUDIT].equals(
         audit.map(lambda c: c.replace(f" {NOT_MEANINGFUL}", ""))
     )
     notes = comparison_notes(reports)

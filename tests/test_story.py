@@ -131,6 +131,61 @@ def test_mixed_outcomes_say_half_the_effect_and_a_robustness_change() -> None:
     assert "differs measurably, which the paper does not expect" in story
 
 
+def cnn_report(*, robust: float, invariance: float, feature: float) -> dict[str, Any]:
+    """A plain CNN's report: no probe, metamer or interpolation; the invariance attacks
+    that need no inverse, and PGD."""
+    plain = report(probe=None)
+    for method in ("metamer", "interpolate"):
+        del plain["attacks"][method]
+    plain["model"].update(arch="cnn", invertible=False)
+    plain["attacks"]["fgsm"]["metrics"]["robust_accuracy"]["0.3"] = robust
+    plain["attacks"]["invariance-eps"] = _attack("invariance", 400, {
+        "invariance_rate": {"0.1": 0.0, "0.4": invariance}, "clean_accuracy": 0.99,
+    }, norm="linf")  # fmt: skip
+    plain["attacks"]["feature-match"] = _attack("invariance", 400, {
+        "invariance_success_rate": feature})  # fmt: skip
+    return plain
+
+
+def test_a_more_robust_and_more_invariant_cnn_is_the_trade_off() -> None:
+    story = comparison_story({
+        "cnn": cnn_report(robust=0.0, invariance=0.10, feature=0.50),
+        "robust": cnn_report(robust=0.85, invariance=0.45, feature=0.80),
+    })  # fmt: skip
+    assert story is not None
+    assert clause(story, "robust accuracy under fgsm at ε = 0.3 is 85.0% against 0.0%").endswith(
+        "(higher, p < 0.001)"
+    )
+    assert clause(story, "moved within L∞ ε = 0.4 towards the nearest training image").endswith(
+        "(higher, p < 0.001)"
+    )
+    assert "on 80.0% of robust's pairs against 50.0% of cnn's (higher" in story
+    assert "robust is more robust to ε-perturbations than cnn and more excessively invariant: " \
+        "the invariance–sensitivity trade-off" in story  # fmt: skip
+    # Neither model is invertible: the iCE question is not asked of them.
+    assert "z_n" not in story and "paper expects" not in story
+
+
+def test_robustness_without_more_invariance_is_said_to_be_free() -> None:
+    story = comparison_story({
+        "cnn": cnn_report(robust=0.0, invariance=0.10, feature=0.50),
+        "robust": cnn_report(robust=0.85, invariance=0.10, feature=0.50),
+    })  # fmt: skip
+    assert story is not None
+    assert "not measurably more or less excessively invariant: its robustness did not cost" in story
+
+
+def test_a_firevnet_against_a_cnn_compares_only_what_both_ran() -> None:
+    firevnet = report()
+    firevnet["attacks"]["invariance-eps"] = cnn_report(
+        robust=0.0, invariance=0.10, feature=0.5)["attacks"]["invariance-eps"]  # fmt: skip
+    story = comparison_story({"firevnet": firevnet, "cnn": cnn_report(
+        robust=0.0, invariance=0.10, feature=0.5)})  # fmt: skip
+    assert story is not None
+    assert "z_n" not in story and "feature-match" not in story and "matching another" not in story
+    assert "moved within L∞ ε = 0.4" in story
+
+
 def test_the_printed_p_value_is_scipys_fisher_exact() -> None:
     base, ice = report(probe=0.9), report("ice", probe=0.88)
     story = comparison_story({"ce": base, "ice": ice})
@@ -196,3 +251,16 @@ def test_compare_md_html_and_json_open_with_the_story(tmp_path: Path) -> None:
     html = (out / "compare.html").read_text()
     assert html.index('id="story"') < html.index('id="verdict"') < html.index('id="table-0"')
     assert "<h2>Story</h2>" in html and "**" not in html
+
+
+def test_cnns_get_no_empty_table_2_but_their_invariance_rows() -> None:
+    from invaudit.reports.compare import AUDIT, TABLE2, display_tables, long_table
+
+    reports = {"cnn": cnn_report(robust=0.0, invariance=0.1, feature=0.5),
+               "robust": cnn_report(robust=0.85, invariance=0.45, feature=0.8)}  # fmt: skip
+    tables = display_tables(long_table(reports))
+    assert TABLE2 not in tables
+    rows = list(tables[AUDIT].index)
+    assert "invariance-eps invariance rate @ ε=0.4" in rows
+    assert "feature-match invariance success" in rows
+    assert TABLE2 in display_tables(long_table({"ce": report(), "ice": report("ice")}))

@@ -334,6 +334,7 @@ def test_info_check_and_compare_labels_take_selectors(zoo) -> None:
     check = invoke("check", "--model", f"zoo:{CLASSIFIER}", "--batch-size", "2")
     assert check.exit_code == 0, check.output
     assert labels_for(["zoo:mnist-ce", "runs/mnist-ice.pt"], []) == ["mnist-ce", "mnist-ice"]
+    assert labels_for(["py:pkg.models:build_cnn", "out/cnn.pt2"], []) == ["build_cnn", "cnn"]
 
 
 # -- 4. the embedded MNIST evaluation set -----------------------------------------------
@@ -421,8 +422,15 @@ def test_the_shipped_zoo_is_sound(monkeypatch) -> None:
         verify_entry(entry)
         assert entry.bytes <= MAX_BYTES, f"{entry.name}: {entry.bytes} bytes"
         for key, value in entry.metrics.items():
-            if not key.endswith("_command"):
-                assert value is None or 0.0 <= value <= 1.0, f"{entry.name}: {key}={value}"
+            if key.endswith("_command"):
+                continue
+            if key.endswith("_n"):  # a sample count (pgd_linf_n)
+                assert isinstance(value, int) and value >= 1, f"{entry.name}: {key}={value}"
+                continue
+            # A fraction, or a map of them by ε (pgd_linf_robust_accuracy).
+            shares = value.values() if isinstance(value, dict) else [value]
+            for share in shares:
+                assert share is None or 0.0 <= share <= 1.0, f"{entry.name}: {key}={value}"
         payload = read_checkpoint(entry.path)
         assert "train_state" not in payload, f"{entry.name} is not slim"
         model = load_model(entry.path)

@@ -38,15 +38,10 @@ AUDIT = "Invariance and sensitivity, side by side"
 
 def labels_for(paths: Sequence[str], given: Sequence[str]) -> list[str]:
     """One short, unique, file-system-safe label per model (``--label``, the file stem,
-    or NAME for ``zoo:NAME``)."""
+    NAME for ``zoo:NAME``, the function's name for ``py:package.module:function``)."""
     if given and len(given) != len(paths):
         raise ConfigError(f"--label given {len(given)} times for {len(paths)} models")
-    labels = list(given) or [
-        str(p).removeprefix(SELECTOR_PREFIX)
-        if is_zoo_selector(p)
-        else re.sub(r"\.(pt|pth|ckpt)$", "", str(p).split("/")[-1])
-        for p in paths
-    ]
+    labels = list(given) or [_default_label(str(p)) for p in paths]
     for label in labels:
         if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9_.+-]*", label):
             raise ConfigError(
@@ -55,6 +50,14 @@ def labels_for(paths: Sequence[str], given: Sequence[str]) -> list[str]:
     if len(set(labels)) != len(labels):
         raise ConfigError(f"labels must differ, got {', '.join(labels)} (set --label)")
     return labels
+
+
+def _default_label(path: str) -> str:
+    if is_zoo_selector(path):
+        return path.removeprefix(SELECTOR_PREFIX)
+    if path.startswith("py:"):
+        return path.rsplit(":", 1)[-1]
+    return re.sub(r"\.(pt|pth|ckpt|pt2)$", "", path.split("/")[-1])
 
 
 LONG_COLUMNS = ["model", "quantity", "readout", "value", "n", "low", "high"]
@@ -236,6 +239,8 @@ def display_tables(
         },
         index=pd.Index([quantity_label(q) for q in quantities], name="quantity"),
     )
+    if table2.empty:  # no report ran the probe (plain CNNs): no Table 2 to lay out
+        return {AUDIT: second}
     return {TABLE2: first, AUDIT: second}
 
 
@@ -334,7 +339,8 @@ def comparison_figures(runs: Mapping[str, SuiteRun]) -> dict[str, Figure]:
             "source's class.",
         )
     interp = first.results.get("interpolate")
-    if interp is not None:
+    # Side by side only when every model ran it (a CNN beside a fiRevNet has no paths).
+    if interp is not None and all("interpolate" in run.results for run in runs.values()):
         steps = interp.examples["paths"].shape[1]
         keys = [f"_path{k}" for k in range(steps)] + ["nuisance_source"]
         for run in runs.values():  # expose each path step under a key of its own

@@ -11,7 +11,11 @@ module says it, model by model against the first (the baseline):
 - how often the oracle names the nuisance and the logit source's class on
   metamers, and the logit source's at the end of an interpolation of z_n;
 - clean accuracy, and robust accuracy under the baseline's strongest ε-attack
-  at its largest ε (:func:`invaudit.reports.verdict.strongest_attack`).
+  at its largest ε (:func:`invaudit.reports.verdict.strongest_attack`);
+- for any model, invertible or not, the invariance attacks that need no inverse
+  (``invariance-eps`` at the largest ε both ran, ``feature-match``): with robust
+  accuracy they tell whether a more ε-robust model paid for it with excessive
+  invariance (Jacobsen et al., 2019; Tramèr et al., ICML 2020).
 
 Each pair of rates is compared with a two-sided Fisher exact test on the 2×2
 counts (``round(rate × n)`` of ``n``, the counts behind the reports'
@@ -27,6 +31,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
+from ..attacks.epsilons import NORM_LABEL
 from .formats import fmt_percent
 from .intervals import rate_interval
 from .render_md import void_reasons
@@ -55,10 +60,23 @@ RATES: tuple[tuple[str, str, str, str], ...] = (
      "at the end of an interpolation of z_n the oracle still names the logit source's class "
      "on {m} of {model}'s paths against {b} of {base}'s"),
 )  # fmt: skip
+#: The invariance attacks any model gets: (key, method, metric, clause); a map-valued
+#: metric is read at the largest ε both reports hold ({key} in the clause).
+TRADEOFF_RATES: tuple[tuple[str, str, str, str], ...] = (
+    ("invariance_eps", "invariance-eps", "invariance_rate",
+     "moved within {norm} ε = {key} towards the nearest training image of another class, "
+     "{m} of {model}'s test inputs change the oracle's label but not the model's, against "
+     "{b} of {base}'s"),
+    ("feature_match", "feature-match", "invariance_success_rate",
+     "matching another image's logits makes the model change its decision while the oracle "
+     "keeps its label on {m} of {model}'s pairs against {b} of {base}'s"),
+)  # fmt: skip
 #: The findings that say whether metamers keep the logit source's class ("only the style
-#: changes"), and those that say whether ε-robustness moved.
+#: changes"), those that say whether ε-robustness moved, and the iCE question's own.
 STYLE_KEYS = ("metamer_logit", "interpolate_logit")
 ROBUST_KEYS = ("clean", "robust")
+ICE_KEYS = ("probe", "metamer_nuisance", *STYLE_KEYS)
+INVARIANCE_KEYS = tuple(key for key, *_ in TRADEOFF_RATES)
 
 
 class Rate(NamedTuple):
@@ -114,6 +132,31 @@ def _robust_pair(
     return pair[0], pair[1], f"robust accuracy {where} is {{m}} against {{b}}"
 
 
+def _map_pair(
+    base: Mapping[str, Any], model: Mapping[str, Any], method: str, metric: str
+) -> tuple[Rate, Rate, dict[str, str]] | None:
+    """A rate both reports state, read at the largest key of its map both hold (a plain
+    rate as it is), with that key and the attack's norm for the clause."""
+    base_record, record = attack_record(base, method), attack_record(model, method)
+    if base_record is None or record is None:
+        return None
+    if method in void_reasons(base) or method in void_reasons(model):
+        return None
+    b, m = ((r.get("metrics") or {}).get(metric) for r in (base_record, record))
+    key = ""
+    if isinstance(b, Mapping) and isinstance(m, Mapping):
+        shared = [k for k in b if k in m]
+        if not shared:
+            return None
+        key = max(shared, key=float)
+        b, m = b[key], m[key]
+    pair = as_rate(b, base_record.get("n")), as_rate(m, record.get("n"))
+    if pair[0] is None or pair[1] is None:
+        return None
+    norm = str((base_record.get("settings") or {}).get("norm") or "linf")
+    return pair[0], pair[1], {"key": key, "norm": NORM_LABEL.get(norm, norm)}
+
+
 def _pairs(base: Mapping[str, Any], model: Mapping[str, Any]) -> list[tuple[str, Rate, Rate, str]]:
     """Every quantity both reports state: ``(key, baseline rate, model rate, clause)``."""
     pairs = []
@@ -121,6 +164,12 @@ def _pairs(base: Mapping[str, Any], model: Mapping[str, Any]) -> list[tuple[str,
         b, m = _method_rate(base, method, metric), _method_rate(model, method, metric)
         if b is not None and m is not None:
             pairs.append((key, b, m, clause))
+    for key, method, metric, clause in TRADEOFF_RATES:
+        found = _map_pair(base, model, method, metric)
+        if found is not None:
+            b, m, where = found
+            pairs.append((key, b, m, clause.replace("{key}", where["key"]).replace(
+                "{norm}", where["norm"])))
     clean = [
         as_rate(r.get("clean_accuracy"), r.get("clean_accuracy_n"))
         for r in ((base.get("model") or {}), (model.get("model") or {}))
@@ -199,6 +248,34 @@ def _meaning(outcomes: Mapping[str, str], model: str, base: str) -> str:
     return f"At these budgets {zn_text}, and {style_text}: {effect}."
 
 
+def _tradeoff(outcomes: Mapping[str, str], model: str, base: str) -> str:
+    """Whether a model more (or less) robust to ε-perturbations than the baseline is also
+    more (or less) excessively invariant: the trade-off, from the test outcomes alone."""
+    seen = {outcomes[k] for k in INVARIANCE_KEYS if k in outcomes}
+    if not seen:
+        return ""
+    invariance = "mixed" if {HIGHER, LOWER} <= seen else (
+        HIGHER if HIGHER in seen else LOWER if LOWER in seen else SAME)  # fmt: skip
+    inv_text = {
+        HIGHER: "more excessively invariant",
+        LOWER: "less excessively invariant",
+        SAME: "not measurably more or less excessively invariant",
+        "mixed": "more excessively invariant by one invariance attack and less by the other",
+    }[invariance]
+    robust = outcomes.get("robust")
+    if robust is None:
+        return f"At these budgets {model} is {inv_text} than {base} (ε-robustness not compared)."
+    rob_text = {HIGHER: "more robust to ε-perturbations", LOWER: "less robust to "
+                "ε-perturbations", SAME: "no more robust to ε-perturbations"}[robust]  # fmt: skip
+    sentence = f"At these budgets {model} is {rob_text} than {base} and {inv_text}"
+    if robust == HIGHER and invariance == HIGHER:
+        return sentence + (": the invariance–sensitivity trade-off (Jacobsen et al., 2019; "
+                           "Tramèr et al., 2020).")  # fmt: skip
+    if robust == HIGHER and invariance in (SAME, LOWER):
+        return sentence + ": its robustness did not cost measurable excessive invariance."
+    return sentence + "."
+
+
 def _robustness(outcomes: Mapping[str, str]) -> str:
     """Whether the ε-robustness half of the paper's claim held (empty when not measured)."""
     seen = [outcomes[k] for k in ROBUST_KEYS if k in outcomes]
@@ -218,10 +295,12 @@ def _model_story(
     if not findings:
         return ""
     outcomes = {f.key: f.outcome for f in findings}
+    ice = bool(outcomes.keys() & set(ICE_KEYS))  # the paper's iCE question applies
     sentences = [
         f"{label} against {base_label}: " + "; ".join(f.text for f in findings) + ".",
-        _meaning(outcomes, label, base_label) if outcomes.keys() - set(ROBUST_KEYS) else "",
-        _robustness(outcomes),
+        _meaning(outcomes, label, base_label) if ice else "",
+        _robustness(outcomes) if ice else "",
+        _tradeoff(outcomes, label, base_label),
     ]
     return " ".join(s for s in sentences if s)
 

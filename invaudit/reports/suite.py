@@ -4,13 +4,12 @@ Each attack declares its own budget per suite
 (:attr:`~invaudit.attacks.declaration.Attack.suites`); a suite is every registered
 attack with a budget in it, in registry order.
 
-``quick`` is sized for an MNIST fiRevNet on two CPU cores: 1 min 42 s on an idle
-machine, 5 min 30 s on cores shared with two training jobs (the cost of each
-step is in ``docs/reports.md``);
-``full`` runs every method at the sizes a paper table needs.  Both cover the
-two sides of the paper's Fig. 2: invariance (metamers, interpolation, the
-nuisance probe, and for spheres Example 6 and Fig. 3) and sensitivity (foolbox
-ε-attacks over the dataset's ε list).
+``quick`` is sized for an MNIST model on two CPU cores (the cost of each step is
+in ``docs/reports.md``); ``full`` runs every method at the sizes a paper table
+needs.  Both cover the two sides of the paper's Fig. 2: invariance (for an
+invertible model metamers, interpolation, the nuisance probe, and for spheres
+Example 6 and Fig. 3; for every model feature matching and Tramèr et al.'s
+ε-moves) and sensitivity (foolbox ε-attacks over the dataset's ε list).
 """
 
 from __future__ import annotations

@@ -124,6 +124,10 @@ def _invariance(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | Non
         chance = f", chance {fmt_percent(1 / classes)}" if isinstance(classes, int) else ""
         shown = fmt_rate(value, interval_of(intervals, "nuisance_accuracy"))
         parts.append(f"a fresh probe reads the class from z_n on {shown} of test inputs{chance}")
+    for part, measured in _no_inverse_parts(report):
+        parts.append(part)
+        if rate is None and measured is not None and not why_not:
+            rate = measured
     if not parts:
         invertible = (report.get("model") or {}).get("invertible")
         reason = (
@@ -133,6 +137,34 @@ def _invariance(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | Non
     if rate is None and not why_not:
         why_not = "no attack measured an invariance success rate"
     return "Excessive invariance: " + "; ".join(parts) + ".", rate, why_not
+
+
+def _no_inverse_parts(
+    report: Mapping[str, Any],
+) -> list[tuple[str, tuple[float, str] | None]]:
+    """The invariance audits any model gets, as ``(clause, invariance-adversarial share)``:
+    Tramèr et al.'s ε-moves at the largest ε, and feature matching (None without oracle)."""
+    parts: list[tuple[str, tuple[float, str] | None]] = []
+    metrics, intervals = _attack(report, "invariance-eps")
+    curve = metrics.get("invariance_rate") if metrics else None
+    point = largest_epsilon(curve) if isinstance(curve, Mapping) else None
+    if point is not None:
+        key, value = point
+        what = (f"of test inputs moved within ε = {key} towards another class's nearest "
+                "training image change the oracle's label but not the model's")  # fmt: skip
+        if isinstance(value, int | float):
+            shown = fmt_rate(value, interval_of(intervals, "invariance_rate", key))
+            parts.append((f"{shown} {what}", (float(value), what)))
+        else:
+            parts.append((f"invariance-eps is n/a at ε = {key} (no oracle)", None))
+    metrics, intervals = _attack(report, "feature-match")
+    value = metrics.get("invariance_success_rate") if metrics else None
+    if isinstance(value, int | float):
+        what = ("of feature-matched pairs are invariance-adversarial (the model takes the "
+                "target's class, the oracle keeps the start's)")  # fmt: skip
+        shown = fmt_rate(value, interval_of(intervals, "invariance_success_rate"))
+        parts.append((f"{shown} {what}", (float(value), what)))
+    return parts
 
 
 def largest_epsilon(curve: Mapping[str, Any]) -> tuple[str, Any] | None:
