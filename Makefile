@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: test demo lint bench clean
+.PHONY: test demo demo-robust lint bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -20,6 +20,11 @@ test: $(STAMP)
 # images with the zoo oracle: no network, no data folder.
 demo: $(STAMP)
 	$(BIN)/invaudit compare zoo:mnist-ce zoo:mnist-ice --suite quick --out runs/demo
+
+# The second demo: a plain CNN against the same CNN trained with PGD (issue 17),
+# on both sides: ε-robustness and excessive invariance.
+demo-robust: $(STAMP)
+	$(BIN)/invaudit compare zoo:mnist-cnn zoo:mnist-cnn-robust --suite quick --out runs/demo-robust
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

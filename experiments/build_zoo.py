@@ -47,6 +47,7 @@ from zoo_recipes import BY_NAME, RECIPES, Recipe, recipe_mismatches  # noqa: E40
 
 from invaudit.atomic import file_sha256 as sha256  # noqa: E402
 from invaudit.errors import InvauditError  # noqa: E402
+from invaudit.models.registry import PLAIN_ARCHS  # noqa: E402
 from invaudit.zoo.cards import make_card, write_card  # noqa: E402
 from invaudit.zoo.pack import check_finished, pack_checkpoint, read_training_checkpoint  # noqa: E402
 
@@ -129,6 +130,26 @@ def probe(packed: Path, name: str, work: Path, data_dir: str) -> dict[str, Any]:
     return {**record, "command": shlex.join(["invaudit", *args])}
 
 
+#: The robustness check of a plain classifier's card: PGD-40 at L-inf 0.3 (Madry et al.'s
+#: MNIST threat model) on this many seeded test images.
+ROBUST_N, ROBUST_EPSILON = 1000, "0.3"
+
+
+def robust(packed: Path, name: str, work: Path, data_dir: str) -> dict[str, Any]:
+    """The pgd-linf audit's record for a plain classifier ``packed`` (rerun only when the
+    file changed), with ``command`` added."""
+    out = work / f"{name}-pgd"
+    result = out / "pgd-linf.json"
+    args = ("attack", "--model", shown(packed), "--method", "pgd-linf", "--n", str(ROBUST_N),
+            "--epsilons", ROBUST_EPSILON, "--data-dir", data_dir, "--no-download",
+            "--no-progress", "--out", shown(out))  # fmt: skip
+    record = json.loads(result.read_text()) if result.exists() else {}
+    if record.get("model", {}).get("sha256") != sha256(packed):
+        invaudit(*args, log_path=work / f"{name}-pgd.log")
+        record = json.loads(result.read_text())
+    return {**record, "command": shlex.join(["invaudit", *args])}
+
+
 def shown(path: Path) -> str:
     """``path`` relative to the repository when inside it, for commands in the cards."""
     return os.path.relpath(path, REPO) if path.resolve().is_relative_to(REPO) else str(path)
@@ -140,12 +161,15 @@ def card(
     packed: Path,
     probed: dict[str, Any] | None,
     hardware: str,
+    attacked: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """The recipe's card for ``packed`` (``probed``: :func:`probe`'s record, or None)."""
+    """The recipe's card for ``packed`` (``probed``: :func:`probe`'s record, or None;
+    ``attacked``: :func:`robust`'s, or None)."""
     return make_card(
         name=recipe.name, summary=recipe.summary, role=recipe.role, command=recipe.command(),
         payload=payload, packed=packed, hardware=hardware, probe=probed,
         probe_command=None if probed is None else probed["command"],
+        robust=attacked, robust_command=None if attacked is None else attacked["command"],
     )  # fmt: skip
 
 
@@ -153,10 +177,12 @@ def build(recipe: Recipe, args: argparse.Namespace) -> dict[str, Any]:
     payload = full_checkpoint(recipe, args.work, args.data_dir, args.train)
     packed = pack(payload, recipe.name)
     log(f"[{recipe.name}] packed {packed.stat().st_size / 1e6:.2f} MB")
-    probed = None
-    if recipe.role == "classifier":
+    probed = attacked = None
+    if recipe.role == "classifier" and payload["arch"] in PLAIN_ARCHS:  # no z_n to probe
+        attacked = robust(packed, recipe.name, args.work, args.data_dir)
+    elif recipe.role == "classifier":
         probed = probe(packed, recipe.name, args.work, args.data_dir)
-    entry = card(recipe, payload, packed, probed, args.hardware)
+    entry = card(recipe, payload, packed, probed, args.hardware, attacked)
     with as_build_error():
         write_card(entry, ZOO)
     log(f"[{recipe.name}] card: {json.dumps(entry['metrics'])}")

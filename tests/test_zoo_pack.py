@@ -123,7 +123,8 @@ def test_an_oracle_card_reports_the_trainers_test_error(trained, tmp_path) -> No
     )  # fmt: skip
     last = payload["training"]["history"][-1]
     assert card["metrics"]["logit_test_error"] == 1 - last["logit_test_acc"]
-    assert card["metrics"]["probe_command"] is None and "oracle-cnn" in card["notes"]
+    assert card["metrics"]["probe_command"] is None
+    assert f"({payload['arch']} has no z_n to probe)" in card["notes"]
 
 
 def test_write_card_leaves_foreign_files_alone(tmp_path) -> None:
@@ -143,3 +144,18 @@ def test_repacking_a_zoo_training_run_gives_the_shipped_file(name, tmp_path) -> 
     check_finished(payload, name)
     packed = pack_checkpoint(payload, tmp_path / f"{name}.pt")
     assert file_sha256(packed) == file_sha256(ZOO_DIR / f"{name}.pt")
+
+
+def test_a_plain_classifiers_card_carries_its_pgd_robust_accuracy(trained, tmp_path) -> None:
+    payload = read_training_checkpoint(trained)
+    packed = pack_checkpoint(payload, tmp_path / "c.pt")
+    attacked = {"metrics": {"robust_accuracy": {"0.3": 0.875}, "n": 1000},
+                "settings": {"steps": 40}}  # fmt: skip
+    card = make_card(
+        name="c", summary="", role="classifier", command="", payload=payload, packed=packed,
+        hardware="", robust=attacked, robust_command="invaudit attack ... --method pgd-linf",
+    )  # fmt: skip
+    assert card["metrics"]["pgd_linf_robust_accuracy"] == {"0.3": 0.875}
+    assert card["metrics"]["pgd_linf_n"] == 1000
+    assert card["metrics"]["robust_command"].endswith("pgd-linf")
+    assert "pgd-linf audit (40 steps, random start) on 1,000 seeded test images" in card["notes"]

@@ -26,7 +26,11 @@ _PROBE_NOTE = (
 )
 _TRAINER_NOTE = (
     "Test error measured by the trainer on the full test split after the last "
-    "epoch (oracle-cnn has no z_n to probe)."
+    "epoch ({arch} has no z_n to probe)."
+)
+_ROBUST_NOTE = (
+    " Robust accuracy: the pgd-linf audit ({steps} steps, random start) on {n:,} "
+    "seeded test images."
 )
 
 
@@ -66,6 +70,15 @@ def _metrics(
     }
 
 
+def _robust_metrics(robust: dict[str, Any], command: str | None) -> dict[str, Any]:
+    """The pgd-linf audit's robust accuracy per ε, its sample count and command."""
+    return {
+        "pgd_linf_robust_accuracy": dict(robust["metrics"]["robust_accuracy"]),
+        "pgd_linf_n": robust["metrics"]["n"],
+        "robust_command": command,
+    }
+
+
 def make_card(
     *,
     name: str,
@@ -77,6 +90,8 @@ def make_card(
     hardware: str,
     probe: dict[str, Any] | None = None,
     probe_command: str | None = None,
+    robust: dict[str, Any] | None = None,
+    robust_command: str | None = None,
 ) -> dict[str, Any]:
     """The card of the zoo file ``packed``, made from the training checkpoint ``payload``.
 
@@ -89,12 +104,21 @@ def make_card(
             and probe errors become the metrics.  None: the trainer's last test
             measurement (an oracle, which has no z_n to probe).
         probe_command: the command line that made ``probe``.
+        robust: the pgd-linf audit's record (``pgd-linf.json``) of ``packed``, for a
+            plain classifier; its robust accuracy per ε joins the metrics.
+        robust_command: the command line that made ``robust``.
     """
     packed = Path(packed)
     training = payload["training"]
-    notes = (
-        _TRAINER_NOTE if probe is None else _PROBE_NOTE.format(n_train=probe["metrics"]["n_train"])
-    )
+    if probe is None:
+        notes = _TRAINER_NOTE.format(arch=payload["arch"])
+    else:
+        notes = _PROBE_NOTE.format(n_train=probe["metrics"]["n_train"])
+    metrics = _metrics(training, probe, probe_command)
+    if robust is not None:
+        metrics.update(_robust_metrics(robust, robust_command))
+        steps = robust.get("settings", {}).get("steps", "?")
+        notes += _ROBUST_NOTE.format(steps=steps, n=robust["metrics"]["n"])
     return {
         "name": name,
         "summary": summary,
@@ -111,7 +135,7 @@ def make_card(
         "wall_seconds": round(float(training["wall_seconds"]), 1),
         "hardware": f"{training['settings']['device']}, {training['world_size']} process(es); "
         f"{hardware}",
-        "metrics": _metrics(training, probe, probe_command),
+        "metrics": metrics,
         "notes": notes,
     }
 
