@@ -215,7 +215,8 @@ def report(ctx: click.Context, **opts: Any) -> None:
     """Audit one model with a suite and write report.json, .md, .html, CSVs and figures.
 
     Invariance: metamers, interpolation, the nuisance probe (and Example 6 and
-    Fig. 3 for spheres).  Sensitivity: foolbox FGSM and PGD (L∞, L2) over the
+    Fig. 3 for spheres) for invertible models; feature matching and Tramèr et
+    al.'s ε-moves for every model.  Sensitivity: foolbox FGSM and PGD (L∞, L2) over the
     dataset's ε list.  With --fail-if / --policy the command is a CI gate:
     exit 1 when a check fails, 2 for bad input (before any attack runs).
     """

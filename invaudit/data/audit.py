@@ -10,7 +10,7 @@ from torch.utils.data import Dataset, TensorDataset
 
 from ..errors import DataError
 from .embedded import EMBEDDED_MNIST_SOURCE, embedded_mnist_splits
-from .images import IMAGE_DATASETS, has_split_files, load_image_dataset
+from .images import IMAGE_DATASETS, has_split_files, image_folder_dataset, load_image_dataset
 from .locate import resolve_data_dir
 from .spheres import spheres_splits
 
@@ -55,6 +55,8 @@ def audit_data(
     MNIST without its test files in the data dir is audited on the embedded set
     (see :mod:`invaudit.data.embedded`) and never downloaded: an audit should
     work offline and start at once, and the embedded set is the same for everyone.
+    ``imagenet`` (any ImageFolder tree) audits ``val/`` and fits on ``train/``, from
+    ``data_dir`` when given, else from the folder the checkpoint trained on.
     """
     if not info or "name" not in info:
         raise DataError("the checkpoint records no dataset; cannot choose the audit data")
@@ -89,4 +91,26 @@ def audit_data(
         return AuditData(
             name, dict(info), split("test"), lambda: split("train"), source=f"data dir {root}"
         )
-    raise DataError(f"audits of dataset {name!r} are not supported; expected spheres or MNISTs")
+    if name == "imagenet":
+        return _image_folder_data(info, data_dir)
+    raise DataError(
+        f"audits of dataset {name!r} are not supported; expected spheres, MNISTs or imagenet"
+    )
+
+
+def _image_folder_data(info: dict[str, Any], data_dir: str | None) -> AuditData:
+    """An ImageFolder checkpoint's ``val/`` (audited) and ``train/`` (the probe's fit and the
+    nearest neighbours) class folders: under ``data_dir`` when given, else where it trained,
+    centre-cropped to the size it trained at."""
+    opts = info.get("options", {})
+    recorded = opts.get("root")
+    root = resolve_data_dir(data_dir) if data_dir is not None or not recorded else recorded
+    size = int(opts.get("image_size", info["input_shape"][-1]))
+
+    def split(which: str) -> Dataset:
+        return image_folder_dataset(root, which, size, train_transform=False)
+
+    return AuditData(
+        "imagenet", dict(info), split("val"), lambda: split("train"),
+        source=f"image folders in {root} ({size} px centre crops)",
+    )  # fmt: skip
