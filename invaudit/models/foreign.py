@@ -31,9 +31,10 @@ from torch import nn
 
 from ..errors import ConfigError
 from .classifier import check_batch
+from .plain import PlainClassifier
 
 
-class ForeignClassifier(nn.Module):
+class ForeignClassifier(PlainClassifier):
     """``x [B, *input_shape] -> logits [B, num_classes]`` by a module from outside invaudit.
 
     Args:
@@ -46,7 +47,6 @@ class ForeignClassifier(nn.Module):
         source: where it came from, for the report's ``model`` record (plain data).
     """
 
-    invertible = False
 
     def __init__(
         self,
@@ -112,14 +112,3 @@ class ForeignClassifier(nn.Module):
                 f"expected {expected} ({self.num_classes} classes of {self.dataset_name})"
             )
         return out
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Same as ``forward``; named like :meth:`InvertibleClassifier.logits`."""
-        return self(x)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The decision ``argmax`` of the logits."""
-        return self(x).argmax(dim=1)
-
-    def extra_repr(self) -> str:
-        return f"arch={self.arch}, input_shape={self.input_shape}, num_classes={self.num_classes}"

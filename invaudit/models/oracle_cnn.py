@@ -22,6 +22,7 @@ from torch import nn
 
 from ..errors import ConfigError
 from .classifier import check_batch
+from .plain import PlainClassifier
 
 
 @dataclass(frozen=True)
@@ -52,11 +53,10 @@ def _conv_block(in_channels: int, out_channels: int) -> list[nn.Module]:
     return [*layers, nn.MaxPool2d(2)]
 
 
-class OracleCNN(nn.Module):
+class OracleCNN(PlainClassifier):
     """``x [B, C, H, W] -> logits [B, num_classes]``; no inverse, no nuisance part."""
 
     arch = "oracle-cnn"
-    invertible = False
 
     def __init__(self, cfg: OracleCNNConfig) -> None:
         super().__init__()
@@ -97,14 +97,3 @@ class OracleCNN(nn.Module):
         """The logits, ``[B, num_classes]``."""
         self._check(x)
         return self.head(self.features(x))
-
-    def logits(self, x: torch.Tensor) -> torch.Tensor:
-        """Same as ``forward``; named like :meth:`InvertibleClassifier.logits`."""
-        return self(x)
-
-    def predict(self, x: torch.Tensor) -> torch.Tensor:
-        """The decision ``argmax`` of the logits."""
-        return self(x).argmax(dim=1)
-
-    def extra_repr(self) -> str:
-        return f"arch={self.arch}, input_shape={self.input_shape}, num_classes={self.num_classes}"
