@@ -125,6 +125,7 @@ def test_trains_and_round_trips_through_a_checkpoint(tmp_path) -> None:
     payload = read_checkpoint(tmp_path / "o.pt")
     assert payload["arch"] == "oracle-cnn" and payload["input_shape"] == [1, 12, 12]
     assert set(payload["train_state"]) == {"optimizer", "scheduler"}
+    assert payload["training"]["device"] == "cpu"  # the device it ran on, for the zoo card
     model = load_model(tmp_path / "o.pt")
     assert isinstance(model, OracleCNN) and not model.training
     assert model.checkpoint_info["metrics"]["logit_test_acc"] == metrics["logit_test_acc"]

@@ -624,6 +624,7 @@ class Trainer:
                 "history": list(self.history),
                 "wall_seconds": self.wall_seconds,
                 "world_size": self.ctx.world_size,
+                "device": str(self.ctx.device),  # what --device auto resolved to
                 "batch_size": self.batch_size,
                 "lr": self.lr,
                 "preset": dataclasses.asdict(self.preset),

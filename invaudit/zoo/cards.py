@@ -133,7 +133,9 @@ def make_card(
         "data": data_text(payload["dataset"]),
         "epochs": training["epochs_done"],
         "wall_seconds": round(float(training["wall_seconds"]), 1),
-        "hardware": f"{training['settings']['device']}, {training['world_size']} process(es); "
+        # The device it ran on; checkpoints before that was recorded hold only the setting.
+        "hardware": f"{training.get('device') or training['settings']['device']}, "
+        f"{training['world_size']} process(es); "
         f"{hardware}",
         "metrics": metrics,
         "notes": notes,
