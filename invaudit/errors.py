@@ -34,3 +34,12 @@ class DataError(InvauditError):
 class OutputError(InvauditError):
     """An output path invaudit must not or cannot write: empty, the current folder,
     unwritable, or holding a file invaudit did not create."""
+
+
+class PeerLost(InvauditError):
+    """Another process of a ``torchrun`` audit stopped (killed, crashed) mid-run.
+
+    Not bad input, so not exit 2: exit 4, and no report is written.
+    """
+
+    exit_code = 4

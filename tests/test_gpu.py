@@ -106,3 +106,29 @@ def test_cuda_attacks_match_the_cpu(tmp_path) -> None:
     assert cuda["metamer"]["invariance_success_rate"] == cpu["metamer"]["invariance_success_rate"]
     assert cuda["pgd"]["clean_accuracy"] == cpu["pgd"]["clean_accuracy"]
     assert abs(cuda["pgd"]["robust_accuracy"]["0.5"] - cpu["pgd"]["robust_accuracy"]["0.5"]) <= 0.02
+
+
+def test_sharded_cuda_audit_matches_one_process(tmp_path) -> None:
+    """The quick report on CUDA under torchrun: nccl over 2 GPUs where there are two,
+    one GPU otherwise; the same metrics as one CUDA process at another batch size."""
+    import json
+    import subprocess
+
+    from click.testing import CliRunner
+    from test_sharded_audit import SPHERES, assert_same, report_args, torchrun_cmd, torchrun_env
+
+    from invaudit.cli import main
+
+    ckpt = tmp_path / "spheres.pt"
+    trained = CliRunner().invoke(main, [*SPHERES, "--out", str(ckpt)])
+    assert trained.exit_code == 0, trained.output
+    one = CliRunner().invoke(main, [*report_args(ckpt, tmp_path / "one", 16), "--device", "cuda"])
+    assert one.exit_code == 0, one.output
+    nproc = min(2, torch.cuda.device_count())
+    cmd = torchrun_cmd([*report_args(ckpt, tmp_path / "two", 7), "--device", "cuda"], nproc)
+    run = subprocess.run(cmd, env=torchrun_env(), capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    a, b = (json.loads((tmp_path / k / "report.json").read_text()) for k in ("one", "two"))
+    assert b["environment"]["processes"] == nproc and b["environment"]["device"].startswith("cuda")
+    for method in a["attacks"]:
+        assert_same(a["attacks"][method]["metrics"], b["attacks"][method]["metrics"], method)

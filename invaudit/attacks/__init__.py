@@ -26,6 +26,7 @@ from . import (
 from .base import AttackResult, AuditContext, Progress, require_invertible
 from .declaration import Attack, Budget, Headline, Readout
 from .oracle import ClassifierOracle, Oracle, SpheresOracle, default_oracle
+from .sharded import execute
 
 #: Every attack by name, in the order suites run them and reports list them.
 ATTACKS: dict[str, Attack] = {}
@@ -99,4 +100,4 @@ def run_attack(name: str, ctx: AuditContext, **options: Any) -> AttackResult:
     attack = check_attack(name, ctx.data.name, options)
     if attack.needs_invertible:
         require_invertible(ctx.model, "model", name)
-    return attack.run(ctx, **options)
+    return execute(attack, ctx, options)

@@ -23,6 +23,7 @@ from torch.utils.data import Dataset
 from ..data.audit import AuditData
 from ..errors import CheckpointError, ConfigError
 from ..models.classifier import InvertibleClassifier
+from ..training.distributed import DistContext
 
 if TYPE_CHECKING:
     from .oracle import Oracle
@@ -60,24 +61,70 @@ class Progress:
         pass
 
 
-def dataset_tensors(
-    dataset: Dataset, n: int | None, seed: int
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(x, y)`` of ``n`` examples drawn without replacement by ``seed`` (all if ``n`` is None).
+def audit_indices(total: int, n: int | None, seed: int) -> torch.Tensor:
+    """The dataset indices of the ``n`` audited examples, in audit order (all if ``n`` is None).
 
-    The draw depends only on ``(len(dataset), n, seed)``, so every attack of one
-    audit sees the same examples.
+    The draw depends only on ``(total, n, seed)``, so every attack of one audit, every
+    batch size and every shard sees the same examples at the same positions.
     """
-    total = len(dataset)
     if n is None or n >= total:
-        index = torch.arange(total)
-    else:
-        index = torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+        return torch.arange(total)
+    return torch.randperm(total, generator=torch.Generator().manual_seed(seed))[:n]
+
+
+def dataset_items(dataset: Dataset, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of the examples at dataset indices ``index``, loaded now."""
     tensors = getattr(dataset, "tensors", None)
     if isinstance(tensors, tuple):  # TensorDataset: slice, do not loop
         return tensors[0][index], tensors[1][index]
+    if len(index) == 0:
+        raise ConfigError("no examples to load")
     items = [dataset[int(i)] for i in index]
     return torch.stack([x for x, _ in items]), torch.stack([torch.as_tensor(y) for _, y in items])
+
+
+def dataset_labels(dataset: Dataset, index: torch.Tensor) -> torch.Tensor:
+    """The labels at dataset indices ``index`` without loading the inputs where the dataset
+    keeps them apart (``tensors``, ``targets``: TensorDataset, MNIST files, ImageFolder)."""
+    tensors = getattr(dataset, "tensors", None)
+    if isinstance(tensors, tuple):
+        return tensors[1][index]
+    targets = getattr(dataset, "targets", None)
+    if targets is not None:
+        return torch.as_tensor(targets, dtype=torch.int64)[index]
+    return torch.stack([torch.as_tensor(dataset[int(i)][1]) for i in index])
+
+
+def dataset_tensors(
+    dataset: Dataset, n: int | None, seed: int
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(x, y)`` of ``n`` examples drawn without replacement by ``seed`` (all if ``n`` is None),
+    all in memory: for what must see every example at once (a probe's fit)."""
+    return dataset_items(dataset, audit_indices(len(dataset), n, seed))
+
+
+@dataclass(frozen=True)
+class Shard:
+    """Which part of the audited examples this process audits: ``rank`` of ``world``.
+
+    Shards are contiguous blocks of audit positions, so rank 0 holds the first
+    examples (those figures draw) and the gathered records come back in order.
+    """
+
+    rank: int = 0
+    world: int = 1
+
+    def __post_init__(self) -> None:
+        if not 0 <= self.rank < self.world:
+            raise ConfigError(f"shard rank {self.rank} outside a world of {self.world}")
+
+    def block(self, n: int) -> range:
+        """The positions ``0 … n-1`` this shard audits."""
+        return range(self.rank * n // self.world, (self.rank + 1) * n // self.world)
+
+
+#: Multiplier that spreads per-example seeds apart from per-attack ones.
+_EXAMPLE_STRIDE = 1_000_003
 
 
 @dataclass
@@ -85,8 +132,17 @@ class AuditContext:
     """One audit's model, data, oracle and budget.
 
     ``n`` caps the number of test examples (None: the whole test split);
-    ``batch_size`` bounds memory and, with one exception, never changes results:
-    foolbox draws PGD's random start per batch.
+    ``batch_size`` bounds memory and never changes results; ``shard`` says which
+    contiguous block of the audited positions this process audits (all of them
+    unless the audit runs under ``torchrun``).
+
+    Streaming: an attack asks for the audit's labels (:meth:`labels`, cheap: no
+    inputs are read where the dataset keeps them apart), walks its shard in batches
+    (:meth:`chunks`) and loads the inputs of a batch, or of a partner's position,
+    when it needs them (:meth:`load`).  Nothing holds every audited input at once
+    except :meth:`test_examples`, kept for attacks that need them all (a probe).
+    Random choices per example come from :meth:`example_generators`, so they do not
+    depend on the batch size or the number of shards.
     """
 
     model: InvertibleClassifier
@@ -97,6 +153,9 @@ class AuditContext:
     batch_size: int = 256
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
     progress: Progress = field(default_factory=Progress)
+    dist: DistContext | None = None
+    _index: torch.Tensor | None = field(default=None, init=False, repr=False)
+    _labels: torch.Tensor | None = field(default=None, init=False, repr=False)
 
     def __post_init__(self) -> None:
         if self.n is not None and self.n < 1:
@@ -105,8 +164,58 @@ class AuditContext:
             raise ConfigError(f"batch size must be at least 1, got {self.batch_size}")
 
     def test_examples(self) -> tuple[torch.Tensor, torch.Tensor]:
-        """The audited test examples (on the CPU), the same for every attack of one seed."""
-        return dataset_tensors(self.data.test, self.n, self.seed)
+        """Every audited test example (on the CPU), the same for every attack of one seed.
+
+        All in memory: streaming attacks use :meth:`labels`, :meth:`chunks` and :meth:`load`.
+        """
+        return dataset_items(self.data.test, self.indices())
+
+    @property
+    def shard(self) -> Shard:
+        """This process's block of the audited positions (all of them outside torchrun)."""
+        if self.dist is None or not self.dist.distributed:
+            return Shard()
+        return Shard(self.dist.rank, self.dist.world_size)
+
+    def indices(self) -> torch.Tensor:
+        """The dataset index of every audited position ``0 … n-1`` (all shards)."""
+        if self._index is None:
+            self._index = audit_indices(len(self.data.test), self.n, self.seed)
+        return self._index
+
+    @property
+    def total(self) -> int:
+        """How many examples the audit covers, over all shards."""
+        return len(self.indices())
+
+    def labels(self) -> torch.Tensor:
+        """The label of every audited position (all shards: pairings need them all)."""
+        if self._labels is None:
+            self._labels = dataset_labels(self.data.test, self.indices())
+        return self._labels
+
+    def positions(self) -> torch.Tensor:
+        """The audited positions of this shard, ascending."""
+        block = self.shard.block(self.total)
+        return torch.arange(block.start, block.stop)
+
+    def chunks(self) -> Iterator[torch.Tensor]:
+        """This shard's positions, ``batch_size`` at a time."""
+        mine = self.positions()
+        for start in range(0, len(mine), self.batch_size):
+            yield mine[start : start + self.batch_size]
+
+    def load(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of the audited examples at ``positions``, read from the dataset now."""
+        return dataset_items(self.data.test, self.indices()[positions])
+
+    def example_generators(self, salt: int, positions: torch.Tensor) -> list[torch.Generator]:
+        """One CPU generator per audited position: an example's random draws depend on its
+        position, the seed and ``salt`` only (not on its batch or shard)."""
+        base = self.seed * _EXAMPLE_STRIDE + salt
+        return [
+            torch.Generator().manual_seed(base * _EXAMPLE_STRIDE + int(p) + 1) for p in positions
+        ]
 
     def generator(self, salt: int = 0) -> torch.Generator:
         """A CPU generator for an attack's own random choices (pairings, probes)."""

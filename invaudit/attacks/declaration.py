@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import pandas as pd
     from matplotlib.figure import Figure
 
     from .base import AttackResult
@@ -156,6 +157,12 @@ class Attack:
             (the tests run every entry with them; empty: the defaults are cheap).
         describe: ``describe(settings) -> str``, the summary of one run from the
             options or settings it used (PGD's steps); None: :attr:`summary`.
+        summarise: ``summarise(records, settings) -> metrics``, the metrics computed from
+            the per-example records alone (``run`` computes its own metrics with it).
+            An attack that has one streams its examples and can be sharded: each
+            process audits a block of positions, rank 0 gathers the records and
+            summarises them (:mod:`invaudit.attacks.sharded`).  None: the attack needs
+            all its examples in one process (a probe's fit) and runs whole on rank 0.
     """
 
     name: str
@@ -175,6 +182,7 @@ class Attack:
     suites: Mapping[str, Budget] = field(default_factory=dict)
     smoke: Mapping[str, Any] = field(default_factory=dict)
     describe: Callable[[Mapping[str, Any]], str] | None = None
+    summarise: Callable[[pd.DataFrame, Mapping[str, Any]], dict[str, Any]] | None = None
 
     def __post_init__(self) -> None:
         problems = self._problems(run_options(self.run))

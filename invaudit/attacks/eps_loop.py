@@ -13,15 +13,18 @@
 
 In both a sample counts as robust only if it was classified correctly to begin
 with; robust accuracy at ε = 0 is the clean accuracy.  Both go through
-:class:`_Run`: the audited examples batch by batch under a seeded global RNG,
-the clean decision of each batch, a progress bar, and the examples kept for
-the figure.
+:class:`_Run`: this shard's audited positions loaded batch by batch (nothing
+holds every input), the clean decision of each batch, a progress bar, one record
+per position and the examples kept for the figure.  PGD's random start is drawn
+per example from the example's own generator, so nothing depends on the batch
+size or the number of shards, and the metrics follow from the records alone
+(:func:`summarise`): rank 0 recomputes them from every shard's records.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
@@ -31,11 +34,11 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .base import AttackResult, AuditContext, share
+from .base import AttackResult, AuditContext
 from .epsilons import eps_label, perturbation_norms
-from .foolbox_adapter import gradient_ticks, prepare, seeded
+from .foolbox_adapter import check_bounds, gradient_ticks, per_example_starts, prepare, seeded
 
-__all__ = ["EXAMPLES", "EpsAttack", "run_fixed", "run_minimal"]
+__all__ = ["EXAMPLES", "EpsAttack", "run_fixed", "run_minimal", "summarise"]
 
 #: How many clean / adversarial pairs the result keeps for its figure.
 EXAMPLES = 8
@@ -90,7 +93,8 @@ class EpsAttack:
         attack: the foolbox attack object, its options set.
         epsilons: the validated ε, ascending.
         options: the options it ran with, for the result's settings.
-        salt: separates its random stream (``ctx.generator(salt)``) from other attacks'.
+        salt: separates its random streams (``ctx.example_generators(salt, …)``, and
+            ``ctx.generator(salt)`` for the global RNG) from other attacks'.
     """
 
     method: str
@@ -103,101 +107,124 @@ class EpsAttack:
 
 @dataclass
 class _Batch:
-    """One batch: its slice, inputs and labels on the model's device, and (on the CPU)
-    the clean decision and whether it is right."""
+    """One batch: its audit positions, inputs and labels on the CPU and on the model's
+    device, and (on the CPU) the clean decision and whether it is right."""
 
-    part: slice
+    positions: torch.Tensor
+    x: torch.Tensor
+    y: torch.Tensor
     xb: torch.Tensor
     yb: torch.Tensor
     pred: torch.Tensor
     correct: torch.Tensor
 
 
+#: What a batch's body returns: per example, robust at each ε ([B, len(ε)]) and the
+#: minimal distance found ([B]; NaN for fixed-ε attacks).
+_Verdicts = tuple[torch.Tensor, torch.Tensor]
+
+
 class _Run:
-    """One foolbox attack over the audited test examples (both families)."""
+    """One foolbox attack over this shard's audited positions (both families)."""
 
     def __init__(self, ctx: AuditContext, spec: EpsAttack) -> None:
         self.ctx, self.spec, self.attack = ctx, spec, spec.attack
-        self.x, self.y, self.module, self.fmodel = prepare(ctx, spec.method)
-        self.n = len(self.y)
-        self.batches = list(ctx.batches(self.n))
-        self.clean_pred = torch.empty(self.n, dtype=torch.long)
+        self.module, self.fmodel = prepare(ctx)
+        self.n_batches = math.ceil(len(ctx.positions()) / ctx.batch_size)
+        self.parts: list[pd.DataFrame] = []
         self.picker = _Picker(EXAMPLES)
 
     def loop(
-        self, body: Callable[[_Batch], None], label: str, per_batch: int, *, gradient: bool
+        self, body: Callable[[_Batch], _Verdicts], label: str, per_batch: int, *, gradient: bool
     ) -> None:
-        """``body`` on every batch under the seeded RNG; the bar counts ``per_batch`` units
-        a batch (gradient steps, counted as foolbox takes them, when ``gradient``)."""
+        """``body`` on every batch under the seeded RNG, its verdicts kept as records; the
+        bar counts ``per_batch`` units a batch (gradient steps, counted as foolbox takes
+        them, when ``gradient``)."""
         ctx = self.ctx
         meter = _StepMeter(ctx, per_batch)
-        ctx.progress.start(label, len(self.batches) * per_batch)
+        ctx.progress.start(label, self.n_batches * per_batch)
         ticks = gradient_ticks(self.attack, meter.tick) if gradient else nullcontext()
         try:
             with seeded(ctx, self.spec.salt), ticks:
-                for part in self.batches:
-                    xb, yb = ctx.to_model(self.x[part]), ctx.to_model(self.y[part])
-                    with torch.no_grad():
-                        pred = self.module(xb).argmax(dim=1).cpu()
-                    self.clean_pred[part] = pred
-                    body(_Batch(part, xb, yb, pred, pred == self.y[part]))
+                for positions in ctx.chunks():
+                    batch = self._batch(positions)
+                    self._record(batch, *body(batch))
                     meter.batch_end()
         finally:
             ctx.progress.finish()
 
+    def _batch(self, positions: torch.Tensor) -> _Batch:
+        """The batch at ``positions``, loaded now, checked against the bounds, classified."""
+        x, y = self.ctx.load(positions)
+        check_bounds(x, self.ctx.data.bounds, self.spec.method)
+        xb, yb = self.ctx.to_model(x), self.ctx.to_model(y)
+        with torch.no_grad():
+            pred = self.module(xb).argmax(dim=1).cpu()
+        return _Batch(positions, x, y, xb, yb, pred, pred == y)
+
+    def _record(self, batch: _Batch, robust: torch.Tensor, distance: torch.Tensor) -> None:
+        part = pd.DataFrame(
+            {
+                "index": batch.positions.numpy(),
+                "label": batch.y.numpy(),
+                "clean_pred": batch.pred.numpy(),
+                "clean_correct": batch.correct.numpy(),
+                "distance": distance.double().numpy(),
+            }
+        )
+        for k, e in enumerate(self.spec.epsilons):
+            part[f"robust@{eps_label(e)}"] = robust[:, k].numpy()
+        self.parts.append(part)
+
+    def records(self) -> pd.DataFrame:
+        """One row per position of this shard, in position order (empty, with its columns,
+        for a shard without positions)."""
+        if self.parts:
+            return pd.concat(self.parts, ignore_index=True)
+        none = torch.empty(0, dtype=torch.long)
+        empty = _Batch(none, none, none, none, none, none, none.bool())
+        self._record(empty, torch.empty(0, len(self.spec.epsilons), dtype=torch.bool), none)
+        return self.parts.pop()
+
     def offer(self, batch: _Batch, **rows: torch.Tensor) -> None:
         """Offer the batch's samples for the figure, with ``rows`` beside the clean ones."""
-        part = batch.part
         self.picker.offer(
             batch.correct,
-            index=torch.arange(part.start, part.stop),
-            clean=self.x[part],
+            index=batch.positions,
+            clean=batch.x,
             adversarial=rows.pop("adversarial"),
-            label=self.y[part],
+            label=batch.y,
             clean_pred=batch.pred,
             **rows,
         )
 
-    def result(
-        self, robust: torch.Tensor, distance: torch.Tensor, metrics: dict[str, Any]
-    ) -> AttackResult:
-        """Metrics, records, examples and settings, the same for both families."""
-        ctx, y, epsilons = self.ctx, self.y, self.spec.epsilons
+    def settings(self, minimal_norm: bool) -> dict[str, Any]:
+        ctx = self.ctx
         low, high = ctx.data.bounds
-        settings = {
+        return {
             "norm": self.spec.norm,
-            "epsilons": epsilons,
+            "epsilons": self.spec.epsilons,
             **self.spec.options,
             "foolbox_attack": type(self.attack).__name__,
             "foolbox_version": fb.__version__,
             "bounds": [low, high],
-            "n": self.n,
+            "n": ctx.total,  # the audit's, over every shard
             "seed": ctx.seed,
             "batch_size": ctx.batch_size,
+            "minimal_norm": minimal_norm,
         }
-        correct = self.clean_pred == y
-        metrics = {
-            "clean_accuracy": share(correct),
-            "robust_accuracy": {eps_label(e): share(robust[:, k]) for k, e in enumerate(epsilons)},
-            "n": len(y),
-            **metrics,
-        }
-        records = pd.DataFrame(
-            {
-                "index": np.arange(len(y)),
-                "label": y.numpy(),
-                "clean_pred": self.clean_pred.numpy(),
-                "clean_correct": correct.numpy(),
-                "distance": distance.numpy(),
-            }
-        )
-        for k, e in enumerate(epsilons):
-            records[f"robust@{eps_label(e)}"] = robust[:, k].numpy()
+
+    def result(self, *, minimal_norm: bool) -> AttackResult:
+        """Metrics (from the records, as rank 0 computes them for every shard), records,
+        examples and settings, the same for both families."""
+        settings = self.settings(minimal_norm)
+        records = self.records()
         examples = self.picker.stacked()
         if examples:
-            examples["adv_pred"] = ctx.map_batches(
+            examples["adv_pred"] = self.ctx.map_batches(
                 lambda t: self.module(t).argmax(dim=1), examples["adversarial"]
             )
+        metrics = summarise(records, settings)
         return AttackResult(self.spec.method, metrics, records, examples, settings)
 
 
@@ -208,19 +235,20 @@ def run_fixed(ctx: AuditContext, spec: EpsAttack) -> AttackResult:
     batch of PGD moves the bar ``len(epsilons) × steps`` times.
     """
     run, epsilons = _Run(ctx, spec), spec.epsilons
-    robust = torch.empty(run.n, len(epsilons), dtype=torch.bool)
 
-    def body(b: _Batch) -> None:
-        _, clipped, success = spec.attack(run.fmodel, b.xb, b.yb, epsilons=epsilons)
+    def body(b: _Batch) -> _Verdicts:
+        starts = per_example_starts(spec.attack, ctx.example_generators(spec.salt, b.positions))
+        with starts:
+            _, clipped, success = spec.attack(run.fmodel, b.xb, b.yb, epsilons=epsilons)
         # success: [len(epsilons), B]; broken at ε if broken at any ε' <= ε.
         broken = success.cpu().cumsum(dim=0).T > 0
-        robust[b.part] = b.correct[:, None] & ~broken
         run.offer(b, adversarial=clipped[-1], success=success[-1])
+        return b.correct[:, None] & ~broken, torch.full((len(b.y),), math.nan)
 
     steps = int(getattr(spec.attack, "steps", 1))
-    label = f"{spec.method}: {len(run.batches)} batch(es) × {len(epsilons)} ε × {steps} step(s)"
+    label = f"{spec.method}: {run.n_batches} batch(es) × {len(epsilons)} ε × {steps} step(s)"
     run.loop(body, label, len(epsilons) * steps, gradient=True)
-    result = run.result(robust, torch.full((run.n,), math.nan, dtype=torch.double), {})
+    result = run.result(minimal_norm=False)
     if result.examples:
         result.examples["epsilon"] = torch.tensor(epsilons[-1])
     return result
@@ -229,30 +257,36 @@ def run_fixed(ctx: AuditContext, spec: EpsAttack) -> AttackResult:
 def run_minimal(ctx: AuditContext, spec: EpsAttack) -> AttackResult:
     """A minimal-norm foolbox attack, unbounded; robust accuracy at ε read off distances."""
     run = _Run(ctx, spec)
-    distance = torch.empty(run.n, dtype=torch.double)
+    eps = torch.tensor(spec.epsilons, dtype=torch.double)
 
-    def body(b: _Batch) -> None:
+    def body(b: _Batch) -> _Verdicts:
         raw, _, success = spec.attack(run.fmodel, b.xb, b.yb, epsilons=None)
         success = success.cpu()
-        found = perturbation_norms(raw - b.xb, spec.norm).cpu()
+        found = perturbation_norms(raw - b.xb, spec.norm).cpu().double()
         # Failures need more than any ε: inf.  A misclassified sample needs no
         # perturbation at all: 0 (foolbox may report a rounding-sized one).
         found = torch.where(success, found, torch.full_like(found, math.inf))
         found = torch.where(b.correct, found, torch.zeros_like(found))
-        distance[b.part] = found
         # Where the attack failed show the clean input, not foolbox's placeholder.
         shape = (-1, *[1] * (b.xb.dim() - 1))
         adversarial = torch.where(success.to(b.xb.device).view(shape), raw, b.xb)
         run.offer(b, adversarial=adversarial, success=success & b.correct, distance=found)
+        return b.correct[:, None] & (found[:, None] > eps), found
 
     run.loop(body, spec.method, 1, gradient=False)
-    correct = run.clean_pred == run.y
-    eps = torch.tensor(spec.epsilons, dtype=torch.double)
-    robust = correct[:, None] & (distance[:, None] > eps)
-    return run.result(robust, distance, _distance_metrics(distance, correct))
+    return run.result(minimal_norm=True)
 
 
-def _distance_metrics(distance: torch.Tensor, correct: torch.Tensor) -> dict[str, Any]:
+# -- the metrics, from the records alone --------------------------------------------------------
+
+
+def _column_share(records: pd.DataFrame, column: str) -> float:
+    """The fraction of True in a boolean column (NaN when there are no records)."""
+    values = records[column].to_numpy(dtype=bool)
+    return float(values.mean(dtype=np.float64)) if len(values) else math.nan
+
+
+def _distance_metrics(records: pd.DataFrame) -> dict[str, Any]:
     """Median / mean of the minimal distances over the clean-correct samples.
 
     Failed samples enter the median as ``inf`` (they need at least that much),
@@ -260,11 +294,36 @@ def _distance_metrics(distance: torch.Tensor, correct: torch.Tensor) -> dict[str
     JSON cannot hold: it is reported as None and ``median_distance_failures``
     says how many failed.  The mean is over the successes only (None if none).
     """
-    d = distance[correct]
-    finite = d[torch.isfinite(d)]
-    median = float(np.median(d.numpy())) if len(d) else math.inf
+    correct = records["clean_correct"].to_numpy(dtype=bool)
+    d = records["distance"].to_numpy(dtype=np.float64)[correct]
+    finite = d[np.isfinite(d)]
+    median = float(np.median(d)) if len(d) else math.inf
     return {
         "median_distance": median if math.isfinite(median) else None,
         "median_distance_failures": int(len(d) - len(finite)),
         "mean_distance": float(finite.mean()) if len(finite) else None,
     }
+
+
+def summarise(records: pd.DataFrame, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Every metric of an ε-attack from its records alone: one shard's, or every shard's
+    gathered in position order.
+
+    ``settings["epsilons"]`` names the ``robust@ε`` columns; ``settings["minimal_norm"]``
+    says whether the attack is minimal-norm and so reports its distances too (settings
+    written before it existed: distances were recorded, fixed-ε attacks record NaN).
+    """
+    metrics = {
+        "clean_accuracy": _column_share(records, "clean_correct"),
+        "robust_accuracy": {
+            eps_label(e): _column_share(records, f"robust@{eps_label(e)}")
+            for e in settings["epsilons"]
+        },
+        "n": len(records),
+    }
+    minimal = settings.get("minimal_norm")
+    if minimal is None:
+        minimal = bool(records["distance"].notna().any())
+    if minimal:
+        metrics.update(_distance_metrics(records))
+    return metrics

@@ -16,9 +16,17 @@ never leaves the data box.
 The search: Adam on x̃ from x', every step projected back onto the ε-ball around x'
 and the box, the step size decayed to 0 on a half cosine; the best iterate (lowest
 match error) is kept.  Each pair's loss is its own (the batch loss is a sum and
-Adam's moments are per coordinate), so the batch size does not change the result,
-and nothing is random beyond the pairing, which is the metamer attack's: one seed
-pairs the same examples in both.
+Adam's moments are per coordinate), and every model call holds the same number of
+rows (:data:`SEARCH_ROWS`): a row's rounding follows its batch's size, not its
+neighbours, so on one device neither the batch size nor the shard changes x̃.
+Nothing is random beyond the pairing, which is the metamer attack's: one seed pairs
+the same examples in both.
+
+The pairs stream: a batch of positions and their partners is loaded, searched and
+judged, and only its records (and the first few triples, for the figure) outlive it.
+The pairing is drawn over every audited label, so a shard of positions gets the same
+partners as a single process, and the metrics follow from the records alone
+(:func:`summarise`): rank 0 recomputes them from every shard's records.
 """
 
 from __future__ import annotations
@@ -29,6 +37,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch import nn
@@ -38,10 +47,7 @@ from .base import (
     AttackResult,
     AuditContext,
     check_count,
-    optional_share,
-    oracle_labels,
     pair_other_class,
-    share,
 )
 from .declaration import INVARIANCE, LOWER, NUMBER, Attack, Budget, Headline
 from .epsilons import NORM_LABEL, finite_number, perturbation_norms
@@ -49,7 +55,7 @@ from .epsilons import NORM_LABEL, finite_number, perturbation_norms
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["ATTACK", "DEFAULT_EPSILON", "MATCH_TOLERANCE", "default_epsilon", "run"]
+__all__ = ["ATTACK", "DEFAULT_EPSILON", "MATCH_TOLERANCE", "default_epsilon", "run", "summarise"]
 
 EXAMPLES = 8
 #: A pair counts as matched when its relative match error is at most this.
@@ -210,30 +216,112 @@ def _adam_search(
     return _Found(best_x, best, start_error)
 
 
-def _match_all(
-    ctx: AuditContext, x: torch.Tensor, start: torch.Tensor, search: _Search, layer: str | None
-) -> _Found:
-    """The search for every pair, batch by batch on the model's device; results on the CPU."""
-    parts: list[_Found] = []
-    batches = list(ctx.batches(len(x)))
+#: Pairs searched together, whatever the batch size.  A model's float rounding on a row
+#: depends on how many rows its batch holds, and the search amplifies it (Adam's first step
+#: is a gradient's sign; a ReLU near 0 flips), so x̃ would depend on the batch and the shard.
+#: Every model call on a pair holds exactly this many rows (a short group is padded with
+#: copies of its first row), which makes a pair's results its own.
+SEARCH_ROWS = 16
+
+
+def _padded(t: torch.Tensor) -> torch.Tensor:
+    """``t`` with copies of its first row appended up to :data:`SEARCH_ROWS` rows."""
+    return torch.cat([t, t[:1].expand(SEARCH_ROWS - len(t), *t.shape[1:])])
+
+
+def _search_group(
+    ctx: AuditContext,
+    features: Callable[[torch.Tensor], torch.Tensor],
+    x: torch.Tensor,
+    x_partner: torch.Tensor,
+    search: _Search,
+) -> tuple[_Found, torch.Tensor, torch.Tensor, torch.Tensor | None]:
+    """Up to :data:`SEARCH_ROWS` pairs: x̃, the logits at x and x̃ and the oracle's label for
+    x̃, every model call padded to the same rows; on the CPU."""
+    k = len(x)
+    xs = _padded(ctx.to_model(x))
+    with torch.no_grad():
+        target = features(xs)
+    found = _adam_search(
+        features, target, _padded(ctx.to_model(x_partner)), search, ctx.progress.advance
+    )
+    with torch.no_grad():
+        source_logits = ctx.model.logits(xs)[:k].cpu()
+        match_logits = ctx.model.logits(found.x)[:k].cpu()
+        oracle = None if ctx.oracle is None else ctx.oracle.predict(found.x)[:k].cpu()
+    kept = _Found(found.x[:k].cpu(), found.error[:k], found.start_error[:k])
+    return kept, source_logits, match_logits, oracle
+
+
+def _match_chunk(
+    ctx: AuditContext,
+    features: Callable[[torch.Tensor], torch.Tensor],
+    positions: torch.Tensor,
+    partner: torch.Tensor,
+    search: _Search,
+) -> _Matches:
+    """The pairs at ``positions``: x and its partner x' loaded now, searched on the model's
+    device :data:`SEARCH_ROWS` at a time, judged, and brought back to the CPU."""
+    x, y = ctx.load(positions)
+    x_partner, y_partner = ctx.load(partner[positions])
+    groups = [
+        _search_group(ctx, features, x[i : i + SEARCH_ROWS], x_partner[i : i + SEARCH_ROWS], search)
+        for i in range(0, len(x), SEARCH_ROWS)
+    ]
+    found = _Found(
+        *(torch.cat([getattr(g[0], f) for g in groups]) for f in ("x", "error", "start_error"))
+    )
+    source_logits, match_logits = (torch.cat([g[k] for g in groups]) for k in (1, 2))
+    oracle = None if ctx.oracle is None else torch.cat([g[3] for g in groups])
+    return _Matches(
+        positions=positions,
+        x=x,
+        y=y,
+        partner=partner[positions],
+        x_partner=x_partner,
+        y_partner=y_partner,
+        x_match=found.x,
+        error=found.error,
+        start_error=found.start_error,
+        pred_source=source_logits.argmax(1),
+        pred=match_logits.argmax(1),
+        logit_error=_relative_error(match_logits, source_logits).double(),
+        oracle=oracle,
+    )
+
+
+def _stream(
+    ctx: AuditContext, search: _Search, layer: str | None, examples: int
+) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """Every pair of this shard, one batch at a time: the records of all, the first
+    ``examples`` kept whole for the figure."""
+    # Pairs come from every audited label, so a position has one partner whatever the shard.
+    partner = pair_other_class(ctx.labels(), ctx.generator(salt=PAIR_SALT))
+    chunks = list(ctx.chunks())
+    parts: list[pd.DataFrame] = []
+    kept: list[dict[str, torch.Tensor]] = []
+    taken = 0
+    # Each batch: its groups' Adam steps, then one tick for judging x̃ (steps=0 still moves).
+    groups = sum(math.ceil(len(c) / SEARCH_ROWS) for c in chunks)
     ctx.progress.start(
-        f"feature-match: {len(batches)} batch(es) × {search.steps} step(s)",
-        len(batches) * search.steps,
+        f"feature-match: {len(chunks)} batch(es) × {search.steps} step(s)",
+        groups * search.steps + len(chunks),
     )
     try:
         with _features(ctx.model, layer) as features:
-            for part in batches:
-                with torch.no_grad():
-                    target = features(ctx.to_model(x[part]))
-                found = _adam_search(
-                    features, target, ctx.to_model(start[part]), search, ctx.progress.advance
-                )
-                parts.append(_Found(found.x.cpu(), found.error, found.start_error))
+            for positions in chunks:
+                m = _match_chunk(ctx, features, positions, partner, search)
+                parts.append(_records(m))
+                if not kept or taken < examples:
+                    kept.append(_kept(m, examples - taken))
+                    taken += len(kept[-1]["label"])
+                ctx.progress.advance()
     finally:
         ctx.progress.finish()
-    return _Found(
-        *(torch.cat([getattr(p, f) for p in parts]) for f in ("x", "error", "start_error"))
-    )
+    if not parts:  # an empty shard still returns every column
+        parts, kept = [_records(_Matches.empty(ctx))], [_kept(_Matches.empty(ctx), 0)]
+    records = pd.concat(parts, ignore_index=True)
+    return records, {name: torch.cat([k[name] for k in kept]) for name in kept[0]}
 
 
 # -- options ------------------------------------------------------------------------------------
@@ -283,22 +371,7 @@ def run(
     if layer is not None and not isinstance(layer, str):
         raise ConfigError(f"feature-match: layer must be a module name, got {layer!r}")
     check_count("feature-match", "examples", examples)
-    x, y = ctx.test_examples()
-    partner = pair_other_class(y, ctx.generator(salt=PAIR_SALT))
-    found = _match_all(ctx, x, x[partner], search, layer)
-    logits = ctx.map_batches(lambda t: ctx.model.logits(t), torch.cat([x, found.x]))
-    m = _Matches(
-        x=x,
-        y=y,
-        partner=partner,
-        x_match=found.x,
-        error=found.error,
-        start_error=found.start_error,
-        pred_source=logits[: len(x)].argmax(1),
-        pred=logits[len(x) :].argmax(1),
-        logit_error=_relative_error(logits[len(x) :], logits[: len(x)]).double(),
-        oracle=oracle_labels(ctx, found.x),
-    )
+    records, kept = _stream(ctx, search, layer, examples)
     settings = {
         "norm": norm,
         "epsilon": search.epsilon,
@@ -312,7 +385,7 @@ def run(
         "pairing": "uniform among examples of another class (the metamer attack's pairs)",
         "bounds": list(ctx.data.bounds),
     }
-    return AttackResult("feature-match", _metrics(m), _records(m), _kept(m, examples), settings)
+    return AttackResult("feature-match", summarise(records, settings), records, kept, settings)
 
 
 # -- what a run reports -------------------------------------------------------------------------
@@ -320,11 +393,14 @@ def run(
 
 @dataclass
 class _Matches:
-    """Every pair's x, x', x̃ and the verdicts on x̃, on the CPU."""
+    """One batch of pairs: x, x', x̃ and the verdicts on x̃, on the CPU."""
 
+    positions: torch.Tensor  # audit positions of x
     x: torch.Tensor
     y: torch.Tensor
-    partner: torch.Tensor
+    partner: torch.Tensor  # audit positions of x'
+    x_partner: torch.Tensor
+    y_partner: torch.Tensor
     x_match: torch.Tensor
     error: torch.Tensor  # relative match error of the matched features
     start_error: torch.Tensor  # the same at x' (before any step)
@@ -333,8 +409,16 @@ class _Matches:
     logit_error: torch.Tensor  # relative logit error (= error when matching logits)
     oracle: torch.Tensor | None  # the oracle's label for x̃
 
+    @classmethod
+    def empty(cls, ctx: AuditContext) -> _Matches:
+        """No pairs (a shard with no positions), shaped like real ones."""
+        x = torch.empty(0, *ctx.model.input_shape)
+        label, error = torch.empty(0, dtype=torch.long), torch.empty(0, dtype=torch.float64)
+        oracle = None if ctx.oracle is None else label
+        return cls(label, x, label, label, x, label, x, error, error, label, label, error, oracle)
+
     def distances(self) -> dict[str, torch.Tensor]:
-        to_partner = self.x_match - self.x[self.partner]
+        to_partner = self.x_match - self.x_partner
         to_source = self.x_match - self.x
         return {
             "l2_to_partner": perturbation_norms(to_partner, "l2"),
@@ -345,9 +429,8 @@ class _Matches:
 
 
 def _verdicts(m: _Matches) -> dict[str, torch.Tensor | None]:
-    b = m.y[m.partner]
     says_a = m.pred == m.y
-    oracle_b = None if m.oracle is None else m.oracle == b
+    oracle_b = None if m.oracle is None else m.oracle == m.y_partner
     return {
         "matched": m.error <= MATCH_TOLERANCE,
         "model_says_a": says_a,
@@ -358,25 +441,6 @@ def _verdicts(m: _Matches) -> dict[str, torch.Tensor | None]:
     }
 
 
-def _metrics(m: _Matches) -> dict[str, Any]:
-    v = _verdicts(m)
-    assert v["matched"] is not None and v["model_says_a"] is not None
-    assert v["prediction_preserved"] is not None
-    return {
-        "n": len(m.y),
-        "match_error_mean": float(m.error.mean()),
-        "match_error_median": float(m.error.quantile(0.5)),
-        "start_match_error_median": float(m.start_error.quantile(0.5)),
-        "match_within_5pct": share(v["matched"]),
-        "model_says_a": share(v["model_says_a"]),
-        "prediction_preserved": share(v["prediction_preserved"]),
-        "oracle_says_b": optional_share(v["oracle_says_b"]),
-        "oracle_says_a": optional_share(v["oracle_says_a"]),
-        "invariance_success_rate": optional_share(v["success"]),
-        **{name: float(d.mean()) for name, d in m.distances().items()},
-    }
-
-
 def _records(m: _Matches) -> pd.DataFrame:
     n = len(m.y)
     verdicts = {
@@ -384,10 +448,10 @@ def _records(m: _Matches) -> pd.DataFrame:
     }
     return pd.DataFrame(
         {
-            "index": range(n),
+            "index": m.positions.numpy(),
             "partner": m.partner.numpy(),
             "label": m.y.numpy(),
-            "partner_label": m.y[m.partner].numpy(),
+            "partner_label": m.y_partner.numpy(),
             "source_prediction": m.pred_source.numpy(),
             "prediction": m.pred.numpy(),
             "oracle": m.oracle.numpy() if m.oracle is not None else [None] * n,
@@ -402,24 +466,60 @@ def _records(m: _Matches) -> pd.DataFrame:
     )
 
 
-def _kept(m: _Matches, examples: int) -> dict[str, torch.Tensor]:
-    keep = slice(0, min(examples, len(m.y)))
+def _kept(m: _Matches, limit: int) -> dict[str, torch.Tensor]:
+    """The first ``limit`` pairs of the batch, whole, for the figure."""
+    keep = slice(0, max(limit, 0))
     kept = {
         "source": m.x[keep],
         "match": m.x_match[keep],
-        "partner": m.x[m.partner][keep],
+        "partner": m.x_partner[keep],
         "label": m.y[keep],
-        "partner_label": m.y[m.partner][keep],
+        "partner_label": m.y_partner[keep],
         "prediction": m.pred[keep],
         "match_error": m.error[keep],
-        # Every pair's errors: the histogram is drawn from all of them.
-        "all_errors": m.error,
-        "all_start_errors": m.start_error,
     }
     if m.oracle is not None:
         kept["oracle"] = m.oracle[keep]
     return kept
 
+
+def _column_share(records: pd.DataFrame, column: str) -> float | None:
+    """The share of True in a verdict column; None where it holds no verdicts (no oracle)."""
+    values = records[column]
+    if len(values) and bool(values.isna().all()):
+        return None
+    mask = values.to_numpy(dtype=bool)
+    return float(mask.mean()) if len(mask) else math.nan
+
+
+def _column_stat(records: pd.DataFrame, column: str, stat: Callable[..., Any]) -> float:
+    """``stat`` (``np.mean``, ``np.median``) of a float column in float64; NaN when empty."""
+    values = records[column].to_numpy(dtype=np.float64)
+    return float(stat(values)) if len(values) else math.nan
+
+
+def summarise(records: pd.DataFrame, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Every metric from the records alone: one shard's, or all shards' gathered in order."""
+    rates = {
+        "match_within_5pct": "matched",
+        "model_says_a": "model_says_a",
+        "prediction_preserved": "prediction_preserved",
+        "oracle_says_b": "oracle_says_b",
+        "oracle_says_a": "oracle_says_a",
+        "invariance_success_rate": "success",
+    }
+    return {
+        "n": len(records),
+        "match_error_mean": _column_stat(records, "match_error", np.mean),
+        "match_error_median": _column_stat(records, "match_error", np.median),
+        "start_match_error_median": _column_stat(records, "start_match_error", np.median),
+        **{metric: _column_share(records, column) for metric, column in rates.items()},
+        **{name: _column_stat(records, name, np.mean) for name in _DISTANCES},
+    }
+
+
+#: The distance columns, each averaged into the metric of the same name.
+_DISTANCES = ("l2_to_partner", "linf_to_partner", "l2_to_source", "linf_to_source")
 
 # -- figures ------------------------------------------------------------------------------------
 
@@ -427,7 +527,8 @@ def _kept(m: _Matches, examples: int) -> dict[str, torch.Tensor]:
 def figures(result: AttackResult) -> dict[str, Figure]:
     """The match-error histogram (start and end); for images the (x, x̃, x') triples."""
     out: dict[str, Figure] = {}
-    if result.examples["source"].dim() == 4 and len(result.examples["source"]):
+    source = result.examples.get("source")
+    if source is not None and source.dim() == 4 and len(source):
         out["feature-match"] = _image_figure(result)
     out["feature-match-errors"] = _error_figure(result)
     return out
@@ -468,8 +569,10 @@ def _image_figure(result: AttackResult) -> Figure:
 def _error_figure(result: AttackResult) -> Figure:
     from matplotlib.figure import Figure
 
-    ex = result.examples
-    end, start = ex["all_errors"].numpy(), ex["all_start_errors"].numpy()
+    # Every pair's errors, not only the kept ones: the records hold them all.
+    records = result.records
+    end = records["match_error"].to_numpy(dtype=np.float64)
+    start = records["start_match_error"].to_numpy(dtype=np.float64)
     fig = Figure(figsize=(4.5, 3.0), layout="constrained")
     ax = fig.subplots()
     values = [v for v in (*end, *start) if v > 0 and math.isfinite(v)]
@@ -542,4 +645,5 @@ ATTACK = Attack(
     suites={"quick": Budget(100), "full": Budget(1_000)},
     smoke={"steps": 3, "examples": 2},
     describe=_describe,
+    summarise=summarise,
 )

@@ -1,8 +1,9 @@
 """The audited model as foolbox 3 sees it: its logits as a module, bounds, device, seed.
 
 foolbox wraps an ``nn.Module`` whose output is the logits, asserts (without a
-message) that inputs lie in the bounds, draws random starts from the global
-torch RNG and takes no progress callback; each has its answer here.
+message) that inputs lie in the bounds, draws random starts for a whole batch
+from the global torch RNG and takes no progress callback; each has its answer
+here (:func:`per_example_starts` draws each example's start from its own generator).
 """
 
 from __future__ import annotations
@@ -11,15 +12,25 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import eagerpy as ep
 import foolbox as fb
 import torch
+from foolbox.attacks.gradient_descent_base import L2BaseGradientDescent, LinfBaseGradientDescent
 from torch import nn
 
 from ..errors import DataError
 from ..models.classifier import InvertibleClassifier
 from .base import AuditContext
 
-__all__ = ["gradient_ticks", "logit_module", "model_device", "prepare", "seeded"]
+__all__ = [
+    "check_bounds",
+    "gradient_ticks",
+    "logit_module",
+    "model_device",
+    "per_example_starts",
+    "prepare",
+    "seeded",
+]
 
 
 class _Logits(nn.Module):
@@ -51,11 +62,12 @@ def model_device(ctx: AuditContext) -> torch.device:
 
 @contextmanager
 def seeded(ctx: AuditContext, salt: int) -> Iterator[None]:
-    """Seed the global RNG foolbox draws random starts from, and restore it afterwards.
+    """Seed the global RNG, and restore it afterwards, for whatever foolbox still draws there.
 
-    foolbox takes no generator, so the global one is the only handle; forking it
-    keeps the caller's random stream untouched.  ``salt`` separates the streams of
-    attacks that draw (``ctx.generator(salt)``).
+    PGD's random start no longer comes from it (:func:`per_example_starts`), but
+    foolbox takes no generator, so should an attack draw elsewhere the global one
+    is the only handle; forking it keeps the caller's random stream untouched.
+    ``salt`` separates the streams of attacks that draw (``ctx.generator(salt)``).
     """
     device = model_device(ctx)
     devices = [device.index or 0] if device.type == "cuda" else []
@@ -64,7 +76,8 @@ def seeded(ctx: AuditContext, salt: int) -> Iterator[None]:
         yield
 
 
-def _check_bounds(x: torch.Tensor, bounds: tuple[float, float], method: str) -> None:
+def check_bounds(x: torch.Tensor, bounds: tuple[float, float], method: str) -> None:
+    """A one-line :class:`DataError` when ``x`` (one batch) leaves the dataset bounds."""
     # foolbox asserts this deep inside with a bare AssertionError; say it in one line first.
     low, high = bounds
     lo, hi = float(x.min()), float(x.max())
@@ -75,16 +88,15 @@ def _check_bounds(x: torch.Tensor, bounds: tuple[float, float], method: str) -> 
         )
 
 
-def prepare(
-    ctx: AuditContext, method: str
-) -> tuple[torch.Tensor, torch.Tensor, nn.Module, fb.PyTorchModel]:
-    """The audited examples (checked against the bounds), the logit module and its foolbox
-    wrapper on the model's device."""
-    x, y = ctx.test_examples()
-    _check_bounds(x, ctx.data.bounds, method)
+def prepare(ctx: AuditContext) -> tuple[nn.Module, fb.PyTorchModel]:
+    """The logit module and its foolbox wrapper on the model's device.
+
+    No inputs: the attack loads them a batch at a time and checks each batch's
+    bounds (:func:`check_bounds`) before the model sees it.
+    """
     module = logit_module(ctx.model)
     fmodel = fb.PyTorchModel(module, bounds=ctx.data.bounds, device=model_device(ctx))
-    return x, y, module, fmodel
+    return module, fmodel
 
 
 @contextmanager
@@ -108,3 +120,76 @@ def gradient_ticks(attack: Any, tick: Callable[[], None]) -> Iterator[None]:
         yield
     finally:
         del attack.value_and_grad
+
+
+#: Which ball a gradient-descent attack starts in, by the random start its class uses.
+#: Keyed by foolbox's own method so that a subclass drawing its start some other way
+#: is refused rather than silently given ours.
+_START_BALLS = {
+    LinfBaseGradientDescent.get_random_start: "linf",
+    L2BaseGradientDescent.get_random_start: "l2",
+}
+
+
+def _start_ball(attack: Any) -> str:
+    ball = _START_BALLS.get(getattr(type(attack), "get_random_start", None))
+    if ball is None:
+        raise TypeError(
+            f"{type(attack).__name__}: per-example random starts are drawn in the L∞ or L2 "
+            "ball of foolbox's LinfBaseGradientDescent / L2BaseGradientDescent only; this "
+            "attack's random start is neither"
+        )
+    return ball
+
+
+def start_offset(
+    ball: str, shape: torch.Size, epsilon: float, generator: torch.Generator
+) -> torch.Tensor:
+    """One example's random start offset, uniform in the ``ball`` ε-ball, in float64.
+
+    Drawn in float64 on the CPU whatever the model's dtype and device, so the draw
+    (and what is left of the generator for the next ε) is the same everywhere.
+    """
+    if ball == "linf":
+        return epsilon * (2 * torch.rand(shape, generator=generator, dtype=torch.float64) - 1)
+    direction = torch.randn(shape.numel(), generator=generator, dtype=torch.float64)
+    direction = direction / direction.norm().clamp_min(1e-300)
+    # ε·u^(1/d) makes the radius uniform in volume: inside the ball, not bunched at its centre.
+    u = float(torch.rand((), generator=generator, dtype=torch.float64))
+    return (epsilon * u ** (1 / direction.numel()) * direction).reshape(shape)
+
+
+@contextmanager
+def per_example_starts(attack: Any, generators: list[torch.Generator]) -> Iterator[None]:
+    """Draw a foolbox gradient-descent attack's random start row by row, row i from
+    ``generators[i]``, for the calls made inside.
+
+    foolbox draws the start of a whole batch at once from the global RNG, so an
+    example's start would depend on its batch and shard.  ``BaseGradientDescent.run``
+    asks ``self.get_random_start(x0, epsilon)`` for it (once per ε, in ε order); an
+    instance attribute shadows that for this block only, as :func:`gradient_ticks`
+    does for the steps.  With one generator per audited position
+    (``ctx.example_generators``) an example's starts depend on its position alone.
+    An attack without a random start is left untouched.
+    """
+    if not getattr(attack, "random_start", False):
+        yield
+        return
+    ball = _start_ball(attack)
+
+    def get_random_start(x0: Any, epsilon: float) -> Any:
+        raw = x0.raw
+        if len(generators) != raw.shape[0]:
+            raise ValueError(
+                f"per_example_starts: {len(generators)} generator(s) for a batch of "
+                f"{raw.shape[0]} example(s)"
+            )
+        offsets = [start_offset(ball, raw.shape[1:], epsilon, g) for g in generators]
+        noise = torch.stack(offsets).to(device=raw.device, dtype=raw.dtype)
+        return x0 + ep.astensor(noise)
+
+    attack.get_random_start = get_random_start
+    try:
+        yield
+    finally:
+        del attack.get_random_start

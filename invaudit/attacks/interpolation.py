@@ -5,13 +5,21 @@
 path stays inside the pre-image of D's decision; the question is whether the
 oracle's label leaves the class of ``x`` along the way (a CE model) or the
 walk only changes style (what iCE is meant to achieve).
+
+The paths stream: a batch of positions and their partners is loaded and walked,
+and only its records (the oracle's label at every t among them) and the first few
+paths, for the figure, outlive it.  The pairing is drawn over every audited label,
+so a shard gets the partners a single process would, and every metric follows from
+the records (:func:`summarise`), which is how rank 0 recomputes them from all shards.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -31,25 +39,57 @@ from .declaration import FULL, LOWER, Attack, Budget, Headline
 from .preimage import decode_pairs
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from matplotlib.figure import Figure
 
     from ..models.classifier import InvertibleClassifier
 
+__all__ = ["ATTACK", "oracle_column", "run", "summarise"]
+
 STEPS = 9
 EXAMPLES = 6
+#: Salt of the pairing's generator (the metamer attack's is 1: other pairs).
+PAIR_SALT = 2
 
 
 @dataclass
 class _Paths:
-    """Every audited example's walk, on the CPU: the decision and the oracle's label at
-    each point (``[n, steps]``), and per path the largest logit drift and box excursion."""
+    """One batch of walks, on the CPU: the decision and the oracle's label at each point
+    (``[batch, steps]``), and per path the largest logit drift and box excursion."""
 
-    ts: torch.Tensor
+    positions: torch.Tensor  # audit positions of x
+    y: torch.Tensor
+    partner: torch.Tensor  # audit positions of x'
+    x_partner: torch.Tensor
+    y_partner: torch.Tensor
+    pred: torch.Tensor  # D on x
     decisions: torch.Tensor
     oracle: torch.Tensor | None
     drift: torch.Tensor
     excursion: torch.Tensor
-    images: torch.Tensor  # [keep, steps, *input_shape]: the first paths, for the figure
+    images: torch.Tensor  # [keep, steps, *input_shape]: the batch's first paths, for the figure
+
+    @classmethod
+    def empty(cls, ctx: AuditContext, model: InvertibleClassifier, steps: int) -> _Paths:
+        """No paths (a shard without positions), shaped like real ones so its records and
+        examples still have every column."""
+        ref = next(model.parameters())
+        x = torch.empty(0, *model.input_shape, dtype=ref.dtype)
+        images = torch.empty(0, steps, *model.input_shape, dtype=ref.dtype)
+        label, value = torch.empty(0, dtype=torch.long), torch.empty(0, dtype=ref.dtype)
+        per_step = torch.empty(0, steps, dtype=torch.long)
+        oracle = None if ctx.oracle is None else per_step
+        return cls(label, label, label, x, label, label, per_step, oracle, value, value, images)
+
+    @property
+    def decision_preserved(self) -> torch.Tensor:
+        return (self.decisions == self.pred[:, None]).all(1)
+
+
+def oracle_column(t: float) -> str:
+    """The records' column of the oracle's label at ``t`` (as ``settings["t"]`` rounds it)."""
+    return f"oracle@t={t:g}"
 
 
 def run(ctx: AuditContext, *, steps: int = STEPS, examples: int = EXAMPLES) -> AttackResult:
@@ -62,107 +102,169 @@ def run(ctx: AuditContext, *, steps: int = STEPS, examples: int = EXAMPLES) -> A
     check_count("interpolate", "steps", steps, minimum=2)
     check_count("interpolate", "examples", examples)
     model = require_invertible(ctx.model, "model", "interpolate")
-    x, y = ctx.test_examples()
-    partner = pair_other_class(y, ctx.generator(salt=2))
-    z_s, z_n = model.split(encode(ctx, model, x, label="interpolate: encode"))
-    paths = _walk(ctx, model, z_s, z_n, partner, steps, min(examples, len(y)))
-    pred = z_s.argmax(1)
-    d_kept = (paths.decisions == pred[:, None]).all(1)
-    metrics, first_flip_t = _metrics(paths, y, partner, d_kept)
-    records = pd.DataFrame(
-        {
-            "index": range(len(y)),
-            "nuisance_source": partner.numpy(),
-            "label": y.numpy(),
-            "nuisance_label": y[partner].numpy(),
-            "prediction": pred.numpy(),
-            "decision_preserved": d_kept.numpy(),
-            "logit_drift_max_abs": paths.drift.numpy(),
-            "bounds_excursion": paths.excursion.numpy(),
-            "first_oracle_flip_t": first_flip_t.numpy(),
-            "oracle_path": (
-                [" ".join(map(str, row.tolist())) for row in paths.oracle]
-                if paths.oracle is not None
-                else [None] * len(y)
-            ),
-        }
-    )
-    keep = len(paths.images)
-    kept = {
-        "paths": paths.images,
-        "t": paths.ts.float(),
-        "nuisance_source": x[partner][:keep],
-        "label": y[:keep],
-        "nuisance_label": y[partner][:keep],
-    }
-    if paths.oracle is not None:
-        kept["oracle"] = paths.oracle[:keep]
-    settings = {"steps": steps, "examples": examples, "t": [round(t, 6) for t in paths.ts.tolist()]}
-    return AttackResult("interpolate", metrics, records, kept, settings)
+    ts = torch.linspace(0, 1, steps, dtype=torch.float64)
+    t_named = [round(t, 6) for t in ts.tolist()]
+    settings = {"steps": steps, "examples": examples, "t": t_named}
+    records, kept = _stream(ctx, model, ts, t_named, examples)
+    return AttackResult("interpolate", summarise(records, settings), records, kept, settings)
+
+
+def _stream(
+    ctx: AuditContext,
+    model: InvertibleClassifier,
+    ts: torch.Tensor,
+    t_named: list[float],
+    examples: int,
+) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """Every path of this shard, one batch at a time: the records of all, the first
+    ``examples`` paths whole for the figure."""
+    # Drawn over every audited label, so a position has one partner whatever its shard.
+    partner = pair_other_class(ctx.labels(), ctx.generator(salt=PAIR_SALT))
+    chunks = list(ctx.chunks())
+    parts: list[pd.DataFrame] = []
+    kept: list[dict[str, torch.Tensor]] = []
+    taken = 0
+    steps = len(ts)
+    ctx.progress.start(f"interpolate: {len(chunks)} batch(es) × {steps} steps", len(chunks) * steps)
+    try:
+        for positions in chunks:
+            keep = min(max(examples - taken, 0), len(positions))
+            paths = _walk(ctx, model, positions, partner[positions], ts, keep)
+            parts.append(_records(paths, ts, t_named))
+            if not kept or keep:
+                kept.append(_kept(paths))
+                taken += keep
+    finally:
+        ctx.progress.finish()
+    if not parts:
+        empty = _Paths.empty(ctx, model, steps)
+        parts, kept = [_records(empty, ts, t_named)], [_kept(empty)]
+    examples_kept = {name: torch.cat([k[name] for k in kept]) for name in kept[0]}
+    examples_kept["t"] = ts.float()
+    return pd.concat(parts, ignore_index=True), examples_kept
 
 
 def _walk(
     ctx: AuditContext,
     model: InvertibleClassifier,
-    z_s: torch.Tensor,
-    z_n: torch.Tensor,
+    positions: torch.Tensor,
     partner: torch.Tensor,
-    steps: int,
+    ts: torch.Tensor,
     keep: int,
 ) -> _Paths:
-    """Decode ``merge(z_s, (1 - t) z_n + t z_n[partner])`` at every t, checking each point."""
-    ts = torch.linspace(0, 1, steps, dtype=torch.float64)
-    n = len(z_s)
+    """Decode ``merge(z_s, (1 - t) z_n + t z_n')`` at every t for the examples at
+    ``positions`` (z_n' their partners'), checking each point; one progress step per t."""
+    x, y = ctx.load(positions)
+    x_partner, y_partner = ctx.load(partner)
+    z_s, z_n = model.split(encode(ctx, model, x))
+    z_n_partner = model.split(encode(ctx, model, x_partner))[1]
+    n, steps = len(positions), len(ts)
     decisions = torch.empty(n, steps, dtype=torch.long)
     oracle = torch.empty(n, steps, dtype=torch.long) if ctx.oracle is not None else None
     drift = torch.zeros(n)
     excursion = torch.zeros(n)  # the largest over each path's points
     images = []
-    ctx.progress.start("interpolate", steps)
-    try:
-        for k, t in enumerate(ts.tolist()):
-            point = decode_pairs(ctx, model, z_s, (1 - t) * z_n + t * z_n[partner])
-            assert point.logits is not None and point.logit_match is not None
-            drift = torch.maximum(drift, point.logit_match)
-            excursion = torch.maximum(excursion, box_excursion(point.x, ctx.data.bounds))
-            decisions[:, k] = point.logits.argmax(1)
-            if oracle is not None:
-                oracle[:, k] = oracle_labels(ctx, point.x)
-            images.append(point.x[:keep])
-            ctx.progress.advance()
-    finally:
-        ctx.progress.finish()
-    return _Paths(ts, decisions, oracle, drift, excursion, torch.stack(images, dim=1))
+    for k, t in enumerate(ts.tolist()):
+        point = decode_pairs(ctx, model, z_s, (1 - t) * z_n + t * z_n_partner)
+        assert point.logits is not None and point.logit_match is not None
+        drift = torch.maximum(drift, point.logit_match)
+        excursion = torch.maximum(excursion, box_excursion(point.x, ctx.data.bounds))
+        decisions[:, k] = point.logits.argmax(1)
+        if oracle is not None:
+            oracle[:, k] = oracle_labels(ctx, point.x)
+        images.append(point.x[:keep])
+        ctx.progress.advance()
+    return _Paths(
+        positions, y, partner, x_partner, y_partner, z_s.argmax(1), decisions, oracle, drift,
+        excursion, torch.stack(images, dim=1),
+    )  # fmt: skip
 
 
-def _metrics(
-    paths: _Paths, y: torch.Tensor, partner: torch.Tensor, d_kept: torch.Tensor
-) -> tuple[dict[str, Any], torch.Tensor]:
-    """The metrics, and per path the first t where the oracle leaves y (NaN: never)."""
-    metrics: dict[str, Any] = {
-        "n": len(y),
-        "steps": len(paths.ts),
-        "logit_drift_max_abs": float(paths.drift.max()),
-        "decision_preserved_rate": share(d_kept),
-        "oracle_flip_rate": None,
-        "mean_flip_t": None,
-        "endpoint_oracle_agrees_nuisance_source": None,
-        "endpoint_oracle_agrees_logit_source": None,
-        "bounds_excursion_mean": float(paths.excursion.mean()),
-        "near_box_share": share(paths.excursion <= BOX_TOLERANCE),
-    }
-    first_flip_t = torch.full((len(y),), float("nan"), dtype=torch.float64)
-    oracle = paths.oracle
+def _records(paths: _Paths, ts: torch.Tensor, t_named: list[float]) -> pd.DataFrame:
+    """One row per path; with an oracle, its label at every t (a column per t)."""
+    n, oracle = len(paths.y), paths.oracle
+    records = {
+        "index": paths.positions.numpy(),
+        "nuisance_source": paths.partner.numpy(),
+        "label": paths.y.numpy(),
+        "nuisance_label": paths.y_partner.numpy(),
+        "prediction": paths.pred.numpy(),
+        "decision_preserved": paths.decision_preserved.numpy(),
+        "logit_drift_max_abs": paths.drift.numpy(),
+        "bounds_excursion": paths.excursion.numpy(),
+        "first_oracle_flip_t": _first_flip_t(paths, ts).numpy(),
+        "oracle_path": (
+            [" ".join(map(str, row.tolist())) for row in oracle] if oracle is not None
+            else [None] * n
+        ),
+    }  # fmt: skip
     if oracle is not None:
-        left = oracle != y[:, None]
+        records |= {oracle_column(t): oracle[:, k].numpy() for k, t in enumerate(t_named)}
+    return pd.DataFrame(records)
+
+
+def _first_flip_t(paths: _Paths, ts: torch.Tensor) -> torch.Tensor:
+    """Per path the first t where the oracle leaves y (NaN: never, or no oracle)."""
+    first_flip_t = torch.full((len(paths.y),), math.nan, dtype=torch.float64)
+    if paths.oracle is not None:
+        left = paths.oracle != paths.y[:, None]
         flipped = left.any(1)
-        first = left.double().argmax(1)
-        first_flip_t[flipped] = paths.ts[first[flipped]]
-        metrics["oracle_flip_rate"] = share(flipped & d_kept)
-        metrics["mean_flip_t"] = float(first_flip_t[flipped].mean()) if flipped.any() else None
-        metrics["endpoint_oracle_agrees_nuisance_source"] = share(oracle[:, -1] == y[partner])
-        metrics["endpoint_oracle_agrees_logit_source"] = share(oracle[:, -1] == y)
-    return metrics, first_flip_t
+        first_flip_t[flipped] = ts[left.double().argmax(1)[flipped]]
+    return first_flip_t
+
+
+def _kept(paths: _Paths) -> dict[str, torch.Tensor]:
+    """The batch's kept paths (those :func:`_walk` held images of), for the figure."""
+    keep = len(paths.images)
+    kept = {
+        "paths": paths.images,
+        "nuisance_source": paths.x_partner[:keep],
+        "label": paths.y[:keep],
+        "nuisance_label": paths.y_partner[:keep],
+    }
+    if paths.oracle is not None:
+        kept["oracle"] = paths.oracle[:keep]
+    return kept
+
+
+def _values(records: pd.DataFrame, column: str) -> torch.Tensor:
+    """A numeric or boolean column in float64 (NaN where empty): records may come from a CSV."""
+    return torch.tensor(records[column].to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def summarise(records: pd.DataFrame, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Every metric from the records alone: one shard's, or all shards' gathered in order."""
+    drift = _values(records, "logit_drift_max_abs")
+    excursion = _values(records, "bounds_excursion")
+    return {
+        "n": len(records),
+        "steps": settings["steps"],
+        "logit_drift_max_abs": float(drift.max()) if drift.numel() else math.nan,
+        "decision_preserved_rate": share(_values(records, "decision_preserved") == 1),
+        **_oracle_metrics(records, settings),
+        "bounds_excursion_mean": float(excursion.mean()),
+        "near_box_share": share(excursion <= BOX_TOLERANCE),
+    }
+
+
+def _oracle_metrics(records: pd.DataFrame, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """The oracle's verdicts along the paths; None without an oracle (no label column)."""
+    endpoint = oracle_column(settings["t"][-1])
+    if endpoint not in records:
+        return dict.fromkeys(
+            ("oracle_flip_rate", "mean_flip_t", "endpoint_oracle_agrees_nuisance_source",
+             "endpoint_oracle_agrees_logit_source"),
+            None,
+        )  # fmt: skip
+    first_flip_t = _values(records, "first_oracle_flip_t")
+    flipped = ~first_flip_t.isnan()
+    last = _values(records, endpoint)
+    return {
+        "oracle_flip_rate": share(flipped & (_values(records, "decision_preserved") == 1)),
+        "mean_flip_t": float(first_flip_t[flipped].mean()) if flipped.any() else None,
+        "endpoint_oracle_agrees_nuisance_source": share(last == _values(records, "nuisance_label")),
+        "endpoint_oracle_agrees_logit_source": share(last == _values(records, "label")),
+    }
 
 
 def figures(result: AttackResult) -> dict[str, Figure]:
@@ -226,4 +328,5 @@ ATTACK = Attack(
     oracle_rates=_ORACLE_RATES,
     suites={"quick": Budget(400), "full": Budget(1_000)},
     smoke={"steps": 3, "examples": 2},
+    summarise=summarise,
 )

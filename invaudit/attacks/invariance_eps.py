@@ -15,30 +15,43 @@ both sides of the trade-off sit in one table: a model cannot be right on both on
 ε is large enough for x_ε to change class.
 
 The construction is model-agnostic and deterministic (no optimisation, no random
-draw besides PGD's seeded start), needs no inverse, and x_ε is an input by
-construction.  The nearest-neighbour search streams the training split in chunks,
-so memory stays bounded whatever its size.
+draw besides PGD's start, drawn per example from its own seeded generator), needs
+no inverse, and x_ε is an input by construction.  The audited inputs stream: a batch
+is loaded, searched against the training split (itself read in chunks, so memory
+stays bounded whatever its size), moved, judged and attacked, and only its records
+(and the first few inputs, for the figure) outlive it.  Nothing depends on the batch
+or the shard, and the metrics follow from the records alone (:func:`summarise`), so
+rank 0 recomputes them from every shard's records.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping, Sequence
+import math
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import torch
 from torch.utils.data import Dataset
 
 from ..errors import ConfigError
-from .base import AttackResult, AuditContext, check_count, optional_share, share
+from .base import AttackResult, AuditContext, check_count, dataset_items
 from .declaration import INVARIANCE, LOWER, Attack, Budget, Headline
 from .epsilons import NORM_LABEL, default_epsilons, eps_label, epsilons_for, perturbation_norms
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-__all__ = ["ATTACK", "DEFAULT_EPSILONS", "move_towards", "nearest_other_class", "run"]
+__all__ = [
+    "ATTACK",
+    "DEFAULT_EPSILONS",
+    "move_towards",
+    "nearest_other_class",
+    "run",
+    "summarise",
+]
 
 EXAMPLES = 6
 #: Training examples per chunk of the nearest-neighbour search.
@@ -126,12 +139,48 @@ def move_towards(
     return (x + delta).clamp(*bounds)
 
 
-def _items(dataset: Dataset, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    tensors = getattr(dataset, "tensors", None)
-    if isinstance(tensors, tuple):
-        return tensors[0][index], tensors[1][index]
-    items = [dataset[int(i)] for i in index]
-    return torch.stack([x for x, _ in items]), torch.stack([torch.as_tensor(t) for _, t in items])
+# -- PGD beside each ε, one batch at a time -----------------------------------------------------
+
+
+@dataclass
+class _Pgd:
+    """PGD as ``pgd-linf`` / ``pgd-l2`` run it (random start, Madry et al.'s 2.5/steps of ε
+    a step, the same salt), on one batch of positions at a time, each example's random
+    start drawn from its own generator (so it depends on its position alone)."""
+
+    epsilons: list[float]
+    attack: Any
+    fmodel: Any
+    salt: int
+
+    @classmethod
+    def build(cls, ctx: AuditContext, norm: str, epsilons: list[float], steps: int) -> _Pgd:
+        import foolbox as fb
+
+        from .foolbox_adapter import prepare
+        from .perturbation import _PGD_SALT
+
+        kind = fb.attacks.LinfPGD if norm == "linf" else fb.attacks.L2PGD
+        attack = kind(rel_stepsize=2.5 / steps, steps=steps, random_start=True)
+        _, fmodel = prepare(ctx)
+        return cls(epsilons, attack, fmodel, _PGD_SALT[norm])
+
+    def robust(
+        self, ctx: AuditContext, m: _Moves, tick: Callable[[], None]
+    ) -> dict[str, torch.Tensor]:
+        """Per ε label, which of the batch's inputs PGD does not break (and were right)."""
+        from .foolbox_adapter import check_bounds, gradient_ticks, per_example_starts
+
+        check_bounds(m.x, ctx.data.bounds, "invariance-eps")
+        starts = per_example_starts(self.attack, ctx.example_generators(self.salt, m.positions))
+        with starts, gradient_ticks(self.attack, tick):
+            _, _, success = self.attack(
+                self.fmodel, ctx.to_model(m.x), ctx.to_model(m.y), epsilons=self.epsilons
+            )
+        # Broken at ε when broken at any ε' <= ε: robust accuracy cannot rise with ε.
+        broken = success.cpu().cumsum(dim=0).T > 0
+        robust = (m.pred == m.y)[:, None] & ~broken
+        return {eps_label(e): robust[:, k] for k, e in enumerate(self.epsilons)}
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -139,8 +188,9 @@ def _items(dataset: Dataset, index: torch.Tensor) -> tuple[torch.Tensor, torch.T
 
 @dataclass
 class _Moves:
-    """Every audited input, its neighbour, and the verdicts on each x_ε, on the CPU."""
+    """One batch of audited inputs, their neighbours, and the verdicts on each x_ε, on the CPU."""
 
+    positions: torch.Tensor  # audit positions of x
     x: torch.Tensor
     y: torch.Tensor
     near_index: torch.Tensor
@@ -153,6 +203,16 @@ class _Moves:
     oracle_eps: list[torch.Tensor] | None  # per ε
     robust: dict[str, torch.Tensor | None]  # per ε label: robust under PGD at ε
 
+    @classmethod
+    def empty(cls, ctx: AuditContext, epsilons: list[float]) -> _Moves:
+        """No inputs (a shard with no positions), shaped like real ones."""
+        x, label = torch.empty(0, *ctx.model.input_shape), torch.empty(0, dtype=torch.long)
+        per_eps = [label] * len(epsilons)
+        oracle = None if ctx.oracle is None else per_eps
+        robust: dict[str, torch.Tensor | None] = {eps_label(e): None for e in epsilons}
+        return cls(label, x, label, label, x, label, epsilons, [x] * len(epsilons), label,
+                   per_eps, oracle, robust)  # fmt: skip
+
     def verdicts(self, k: int) -> dict[str, torch.Tensor | None]:
         kept = self.pred_eps[k] == self.y
         if self.oracle_eps is None:
@@ -161,21 +221,71 @@ class _Moves:
         return {"model_kept": kept, "oracle_changed": changed, "invariant": kept & changed}
 
 
-def _robust(
-    ctx: AuditContext, epsilons: list[float], norm: str, steps: int
-) -> tuple[dict[str, torch.Tensor | None], dict[str, Any]]:
-    """Per ε, which inputs survive ``steps`` of PGD (the registered ``pgd-*`` attack itself)."""
-    if steps == 0:
-        return {eps_label(e): None for e in epsilons}, {}
-    from .perturbation import run_pgd_l2, run_pgd_linf
+def _move_chunk(
+    ctx: AuditContext,
+    positions: torch.Tensor,
+    train: Dataset,
+    epsilons: list[float],
+    norm: str,
+    train_limit: int | None,
+) -> _Moves:
+    """The inputs at ``positions`` loaded now, moved towards their neighbours and judged."""
+    x, y = ctx.load(positions)
+    near_index, _ = nearest_other_class(x, y, train, limit=train_limit, batch=ctx.batch_size)
+    x_near, y_near = dataset_items(train, near_index)
+    x_eps = [move_towards(x, x_near.to(x.dtype), e, norm, ctx.data.bounds) for e in epsilons]
 
-    pgd = run_pgd_linf if norm == "linf" else run_pgd_l2
-    result = pgd(ctx, epsilons=epsilons, steps=steps)
-    robust = {
-        eps_label(e): torch.tensor(result.records[f"robust@{eps_label(e)}"].to_numpy(bool))
-        for e in epsilons
-    }
-    return robust, {"pgd": {k: result.settings[k] for k in ("steps", "rel_stepsize")}}
+    def decide(t: torch.Tensor) -> torch.Tensor:
+        return ctx.map_batches(lambda b: ctx.model.logits(b).argmax(1), t)
+
+    oracle = None if ctx.oracle is None else [ctx.map_batches(ctx.oracle.predict, t) for t in x_eps]
+    return _Moves(
+        positions, x, y, near_index, x_near, y_near.long(), epsilons, x_eps, decide(x),
+        [decide(t) for t in x_eps], oracle, {eps_label(e): None for e in epsilons},
+    )  # fmt: skip
+
+
+def _stream(
+    ctx: AuditContext,
+    epsilons: list[float],
+    norm: str,
+    pgd_steps: int,
+    train_limit: int | None,
+    examples: int,
+) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """Every input of this shard, one batch at a time: the records of all, the first
+    ``examples`` kept whole for the figure."""
+    train = ctx.data.train()
+    pgd = _Pgd.build(ctx, norm, epsilons, pgd_steps) if pgd_steps else None
+    chunks = list(ctx.chunks())
+    parts: list[pd.DataFrame] = []
+    kept: list[dict[str, torch.Tensor]] = []
+    taken = 0
+    # A batch: its PGD gradient steps (every ε), then one tick for the moves themselves.
+    per_chunk = 1 + (len(epsilons) * pgd_steps if pgd else 0)
+    ctx.progress.start(f"invariance-eps: {len(chunks)} batch(es)", len(chunks) * per_chunk)
+    try:
+        for positions in chunks:
+            m = _move_chunk(ctx, positions, train, epsilons, norm, train_limit)
+            if pgd is not None:
+                m.robust = dict(pgd.robust(ctx, m, ctx.progress.advance))
+            parts.append(_records(m))
+            if not kept or taken < examples:
+                kept.append(_kept(m, examples - taken))
+                taken += len(kept[-1]["label"])
+            ctx.progress.advance()
+    finally:
+        ctx.progress.finish()
+    if not parts:  # an empty shard still returns every column
+        empty = _Moves.empty(ctx, epsilons)
+        parts, kept = [_records(empty)], [_kept(empty, 0)]
+    records = pd.concat(parts, ignore_index=True)
+    return records, {name: torch.cat([k[name] for k in kept], dim=_CAT_DIM.get(name, 0))
+                     for name in kept[0]}  # fmt: skip
+
+
+#: The kept tensors stacked per ε ([len(ε), k, ...]) grow along their second dimension.
+_CAT_DIM = {"moved": 1, "prediction": 1, "oracle": 1}
 
 
 def run(
@@ -204,21 +314,9 @@ def run(
     if train_limit is not None:
         train_limit = check_count("invariance-eps", "train_limit", train_limit, minimum=1)
     check_count("invariance-eps", "examples", examples)
-    x, y = ctx.test_examples()
+    records, kept = _stream(ctx, eps, norm, pgd_steps, train_limit, examples)
     train = ctx.data.train()
-    near_index, _ = nearest_other_class(x, y, train, limit=train_limit, batch=ctx.batch_size)
-    x_near, y_near = _items(train, near_index)
-    x_eps = [move_towards(x, x_near.to(x.dtype), e, norm, ctx.data.bounds) for e in eps]
-
-    def decide(t: torch.Tensor) -> torch.Tensor:
-        return ctx.map_batches(lambda b: ctx.model.logits(b).argmax(1), t)
-
-    oracle = None if ctx.oracle is None else [ctx.map_batches(ctx.oracle.predict, t) for t in x_eps]
-    robust, pgd = _robust(ctx, eps, norm, pgd_steps)
-    m = _Moves(
-        x, y, near_index, x_near, y_near.long(), eps, x_eps, decide(x), [decide(t) for t in x_eps],
-        oracle, robust,
-    )  # fmt: skip
+    pgd = {"pgd": {"steps": pgd_steps, "rel_stepsize": 2.5 / pgd_steps}} if pgd_steps else {}
     settings = {
         "norm": norm,
         "epsilons": eps,
@@ -230,27 +328,45 @@ def run(
         "examples": examples,
         "bounds": list(ctx.data.bounds),
     }
-    return AttackResult("invariance-eps", _metrics(m), _records(m), _kept(m, examples), settings)
+    return AttackResult("invariance-eps", summarise(records, settings), records, kept, settings)
 
 
 # -- what a run reports -------------------------------------------------------------------------
 
 
-def _per_eps(m: _Moves, what: str) -> dict[str, float | None]:
-    return {eps_label(e): optional_share(m.verdicts(k)[what]) for k, e in enumerate(m.epsilons)}
+def _column_share(records: pd.DataFrame, column: str) -> float | None:
+    """The share of True in a verdict column; None where it holds no verdicts (no oracle,
+    no PGD)."""
+    values = records[column]
+    if len(values) and bool(values.isna().all()):
+        return None
+    mask = values.to_numpy(dtype=bool)
+    return float(mask.mean()) if len(mask) else math.nan
 
 
-def _metrics(m: _Moves) -> dict[str, Any]:
-    offset = m.x_near.to(m.x.dtype) - m.x
+def _column_mean(records: pd.DataFrame, column: str) -> float:
+    values = records[column].to_numpy(dtype=np.float64)
+    return float(values.mean()) if len(values) else math.nan
+
+
+def summarise(records: pd.DataFrame, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Every metric from the records alone (and the ε list of ``settings``): one shard's,
+    or all shards' gathered in order."""
+    keys = [eps_label(e) for e in settings["epsilons"]]
+
+    def per_eps(column: str) -> dict[str, float | None]:
+        return {key: _column_share(records, f"{column}@{key}") for key in keys}
+
+    correct = records["prediction"].to_numpy() == records["label"].to_numpy()
     return {
-        "n": len(m.y),
-        "clean_accuracy": share(m.pred == m.y),
-        "invariance_rate": _per_eps(m, "invariant"),
-        "oracle_changed": _per_eps(m, "oracle_changed"),
-        "model_kept": _per_eps(m, "model_kept"),
-        "robust_accuracy": {key: optional_share(value) for key, value in m.robust.items()},
-        "neighbour_l2_mean": float(perturbation_norms(offset, "l2").mean()),
-        "neighbour_linf_mean": float(perturbation_norms(offset, "linf").mean()),
+        "n": len(records),
+        "clean_accuracy": float(correct.mean()) if len(correct) else math.nan,
+        "invariance_rate": per_eps("invariant"),
+        "oracle_changed": per_eps("oracle_changed"),
+        "model_kept": per_eps("model_kept"),
+        "robust_accuracy": per_eps("robust"),
+        "neighbour_l2_mean": _column_mean(records, "neighbour_l2"),
+        "neighbour_linf_mean": _column_mean(records, "neighbour_linf"),
     }
 
 
@@ -259,7 +375,7 @@ def _records(m: _Moves) -> pd.DataFrame:
     offset = m.x_near.to(m.x.dtype) - m.x
     records = pd.DataFrame(
         {
-            "index": range(n),
+            "index": m.positions.numpy(),
             "label": m.y.numpy(),
             "prediction": m.pred.numpy(),
             "neighbour_index": m.near_index.numpy(),
@@ -268,18 +384,24 @@ def _records(m: _Moves) -> pd.DataFrame:
             "neighbour_linf": perturbation_norms(offset, "linf").numpy(),
         }
     )
+
+    def column(value: torch.Tensor | None) -> Any:
+        return [None] * n if value is None else value.numpy()
+
     for k, e in enumerate(m.epsilons):
         key, v = eps_label(e), m.verdicts(k)
         records[f"prediction@{key}"] = m.pred_eps[k].numpy()
-        records[f"oracle@{key}"] = m.oracle_eps[k].numpy() if m.oracle_eps else [None] * n
-        records[f"invariant@{key}"] = v["invariant"].numpy() if v["invariant"] is not None else None
-        robust = m.robust[key]
-        records[f"robust@{key}"] = robust.numpy() if robust is not None else None
+        records[f"oracle@{key}"] = column(None if m.oracle_eps is None else m.oracle_eps[k])
+        records[f"model_kept@{key}"] = column(v["model_kept"])
+        records[f"oracle_changed@{key}"] = column(v["oracle_changed"])
+        records[f"invariant@{key}"] = column(v["invariant"])
+        records[f"robust@{key}"] = column(m.robust[key])
     return records
 
 
-def _kept(m: _Moves, examples: int) -> dict[str, torch.Tensor]:
-    keep = slice(0, min(examples, len(m.y)))
+def _kept(m: _Moves, limit: int) -> dict[str, torch.Tensor]:
+    """The first ``limit`` inputs of the batch, whole, for the figure."""
+    keep = slice(0, max(limit, 0))
     kept = {
         "clean": m.x[keep],
         "neighbour": m.x_near[keep].to(m.x.dtype),
@@ -398,4 +520,5 @@ ATTACK = Attack(
     suites={"quick": Budget(500, {"pgd_steps": 0}), "full": Budget(1_000)},
     smoke={"pgd_steps": 2, "examples": 2},
     describe=_describe,
+    summarise=summarise,
 )

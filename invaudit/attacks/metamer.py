@@ -5,13 +5,21 @@ a bijection, so ``x_met`` has exactly the logits of ``x`` — its decision canno
 change — while the oracle sees whatever the nuisances carry.  When z_n holds
 the class (a CE model), the metamer looks like ``x'``: an invariance-based
 adversarial example found without any optimisation.
+
+The pairs stream: a batch of positions and their partners is loaded, encoded and
+swapped, and only its records (and the first few triples, for the figure) outlive
+it.  The pairing is drawn over every audited label, so a shard gets the partners a
+single process would, and every metric follows from the records (:func:`summarise`),
+which is how rank 0 recomputes them from all shards.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 import torch
 
@@ -23,7 +31,6 @@ from .base import (
     check_count,
     decode,
     encode,
-    optional_share,
     oracle_labels,
     pair_other_class,
     require_invertible,
@@ -33,24 +40,47 @@ from .declaration import FULL, LOWER, Attack, Budget, Headline
 from .preimage import decode_pairs
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from matplotlib.figure import Figure
 
+    from ..models.classifier import InvertibleClassifier
+
+__all__ = ["ATTACK", "run", "summarise"]
+
 EXAMPLES = 8
+#: Salt of the pairing's generator: feature-match uses the same one, so both judge the same pairs.
+PAIR_SALT = 1
 
 
 @dataclass
 class _Metamers:
-    """Every audited example, its other-class partner and their metamer, on the CPU."""
+    """One batch of audited examples, their other-class partners and their metamers, on
+    the CPU."""
 
+    positions: torch.Tensor  # audit positions of the logit sources
     x: torch.Tensor
     y: torch.Tensor
-    partner: torch.Tensor
+    partner: torch.Tensor  # audit positions of the nuisance sources
+    x_partner: torch.Tensor
+    y_partner: torch.Tensor
     pred: torch.Tensor  # D on the logit source
+    reconstruction: torch.Tensor  # per example max |F^{-1}(F(x)) - x|
     x_met: torch.Tensor
     pred_met: torch.Tensor  # D on the metamer
     logit_match: torch.Tensor
     oracle_met: torch.Tensor | None
     excursion: torch.Tensor  # how far each metamer strays outside the data box (0 inside)
+
+    @classmethod
+    def empty(cls, ctx: AuditContext, model: InvertibleClassifier) -> _Metamers:
+        """No pairs (a shard without positions), shaped like real ones so its records and
+        examples still have every column."""
+        ref = next(model.parameters())
+        x = torch.empty(0, *model.input_shape, dtype=ref.dtype)
+        label, value = torch.empty(0, dtype=torch.long), torch.empty(0, dtype=ref.dtype)
+        oracle = None if ctx.oracle is None else label
+        return cls(label, x, label, label, x, label, label, value, x, label, value, oracle, value)
 
     @property
     def l2_logit(self) -> torch.Tensor:
@@ -58,7 +88,7 @@ class _Metamers:
 
     @property
     def l2_nuisance(self) -> torch.Tensor:
-        return (self.x_met - self.x[self.partner]).flatten(1).norm(dim=1)
+        return (self.x_met - self.x_partner).flatten(1).norm(dim=1)
 
 
 def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
@@ -70,18 +100,63 @@ def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
     """
     check_count("metamer", "examples", examples)
     model = require_invertible(ctx.model, "model", "metamer")
-    x, y = ctx.test_examples()
-    partner = pair_other_class(y, ctx.generator(salt=1))
-    z = encode(ctx, model, x, label="metamer: encode")
-    reconstruction = (decode(ctx, model, z) - x).abs().flatten(1).amax(1)
-    z_s, z_n = model.split(z)
-    met = decode_pairs(ctx, model, z_s, z_n[partner], label="metamer: decode")
+    records, kept = _stream(ctx, model, examples)
+    settings = {"examples": examples, "pairing": "uniform among examples of another class"}
+    return AttackResult("metamer", summarise(records, settings), records, kept, settings)
+
+
+def _stream(
+    ctx: AuditContext, model: InvertibleClassifier, examples: int
+) -> tuple[pd.DataFrame, dict[str, torch.Tensor]]:
+    """Every pair of this shard, one batch at a time: the records of all, the first
+    ``examples`` triples whole for the figure."""
+    # Drawn over every audited label, so a position has one partner whatever its shard.
+    partner = pair_other_class(ctx.labels(), ctx.generator(salt=PAIR_SALT))
+    chunks = list(ctx.chunks())
+    parts: list[pd.DataFrame] = []
+    kept: list[dict[str, torch.Tensor]] = []
+    taken = 0
+    ctx.progress.start(f"metamer: {len(chunks)} batch(es)", len(chunks))
+    try:
+        for positions in chunks:
+            m = _metamers(ctx, model, positions, partner[positions])
+            parts.append(_records(m))
+            if not kept or taken < examples:
+                kept.append(_kept(m, examples - taken))
+                taken += len(kept[-1]["label"])
+            ctx.progress.advance()
+    finally:
+        ctx.progress.finish()
+    if not parts:
+        empty = _Metamers.empty(ctx, model)
+        parts, kept = [_records(empty)], [_kept(empty, 0)]
+    records = pd.concat(parts, ignore_index=True)
+    examples_kept = {name: torch.cat([k[name] for k in kept]) for name in kept[0]}
+    # Whole-shard norms for the radius histogram, from the records: no input is held.
+    for name in ("metamer_norm", "source_norm"):
+        examples_kept[name] = torch.tensor(records[name].to_numpy())
+    return records, examples_kept
+
+
+def _metamers(
+    ctx: AuditContext, model: InvertibleClassifier, positions: torch.Tensor, partner: torch.Tensor
+) -> _Metamers:
+    """The metamers of the examples at ``positions`` with the nuisances of ``partner``."""
+    x, y = ctx.load(positions)
+    x_partner, y_partner = ctx.load(partner)
+    z = encode(ctx, model, x)
+    z_s, _ = model.split(z)
+    met = decode_pairs(ctx, model, z_s, model.split(encode(ctx, model, x_partner))[1])
     assert met.logits is not None and met.logit_match is not None
-    m = _Metamers(
+    return _Metamers(
+        positions=positions,
         x=x,
         y=y,
         partner=partner,
+        x_partner=x_partner,
+        y_partner=y_partner,
         pred=z_s.argmax(1),
+        reconstruction=(decode(ctx, model, z) - x).abs().flatten(1).amax(1),
         x_met=met.x,
         pred_met=met.logits.argmax(1),
         logit_match=met.logit_match,
@@ -89,78 +164,88 @@ def run(ctx: AuditContext, *, examples: int = EXAMPLES) -> AttackResult:
         # F^{-1} is exact everywhere, but nothing forces it to land in the input domain.
         excursion=box_excursion(met.x, ctx.data.bounds),
     )
-    settings = {"examples": examples, "pairing": "uniform among examples of another class"}
-    return AttackResult(
-        "metamer", _metrics(m, reconstruction), _records(m), _kept(m, examples), settings
-    )
-
-
-def _metrics(m: _Metamers, reconstruction: torch.Tensor) -> dict[str, Any]:
-    y, partner, oracle_met = m.y, m.partner, m.oracle_met
-    return {
-        "n": len(y),
-        "logit_match_max_abs": float(m.logit_match.max()),
-        "prediction_preserved": share(m.pred_met == m.pred),
-        "reconstruction_max_abs": float(reconstruction.max()),
-        "oracle_agrees_logit_source": optional_share(
-            None if oracle_met is None else oracle_met == y
-        ),
-        "oracle_agrees_nuisance_source": optional_share(
-            None if oracle_met is None else oracle_met == y[partner]
-        ),
-        "invariance_success_rate": optional_share(
-            None if oracle_met is None else oracle_met != m.pred_met
-        ),
-        # An image made of the two sources should look like one of them; noise does not.
-        "oracle_names_a_source": optional_share(
-            None if oracle_met is None else (oracle_met == y) | (oracle_met == y[partner])
-        ),
-        "l2_to_logit_source": float(m.l2_logit.mean()),
-        "l2_to_nuisance_source": float(m.l2_nuisance.mean()),
-        "in_bounds_share": share(m.excursion == 0),
-        "bounds_excursion_mean": float(m.excursion.mean()),
-        "near_box_share": share(m.excursion <= BOX_TOLERANCE),
-    }
 
 
 def _records(m: _Metamers) -> pd.DataFrame:
-    y, partner = m.y, m.partner
+    n = len(m.y)
     return pd.DataFrame(
         {
-            "index": range(len(y)),
-            "nuisance_source": partner.numpy(),
-            "label": y.numpy(),
-            "nuisance_label": y[partner].numpy(),
+            "index": m.positions.numpy(),
+            "nuisance_source": m.partner.numpy(),
+            "label": m.y.numpy(),
+            "nuisance_label": m.y_partner.numpy(),
             "prediction": m.pred.numpy(),
             "metamer_prediction": m.pred_met.numpy(),
-            "oracle_metamer": (
-                m.oracle_met.numpy() if m.oracle_met is not None else [None] * len(y)
-            ),
+            "oracle_metamer": m.oracle_met.numpy() if m.oracle_met is not None else [None] * n,
             "logit_match_abs": m.logit_match.numpy(),
+            "reconstruction_abs": m.reconstruction.numpy(),
             "l2_to_logit_source": m.l2_logit.numpy(),
             "l2_to_nuisance_source": m.l2_nuisance.numpy(),
             "metamer_norm": m.x_met.flatten(1).norm(dim=1).numpy(),
+            "source_norm": m.x.flatten(1).norm(dim=1).numpy(),
             "bounds_excursion": m.excursion.numpy(),
         }
     )
 
 
-def _kept(m: _Metamers, examples: int) -> dict[str, torch.Tensor]:
-    keep = slice(0, min(examples, len(m.y)))
+def _kept(m: _Metamers, limit: int) -> dict[str, torch.Tensor]:
+    """The first ``limit`` triples of the batch, whole, for the figure."""
+    keep = slice(0, max(limit, 0))
     kept = {
         "logit_source": m.x[keep],
         "metamer": m.x_met[keep],
-        "nuisance_source": m.x[m.partner][keep],
+        "nuisance_source": m.x_partner[keep],
         "label": m.y[keep],
-        "nuisance_label": m.y[m.partner][keep],
+        "nuisance_label": m.y_partner[keep],
         "metamer_prediction": m.pred_met[keep],
-        # Whole-sample norms: the spheres figure is a radius histogram of every metamer.
-        "metamer_norm": m.x_met.flatten(1).norm(dim=1),
-        "source_norm": m.x.flatten(1).norm(dim=1),
     }
     if m.oracle_met is not None:
         kept["oracle_metamer"] = m.oracle_met[keep]
     return kept
+
+
+def _values(records: pd.DataFrame, column: str) -> torch.Tensor:
+    """A numeric column in float64 (NaN where empty): the records may come from a CSV."""
+    return torch.tensor(records[column].to_numpy(dtype=np.float64, na_value=np.nan))
+
+
+def _largest(values: torch.Tensor) -> float:
+    return float(values.max()) if values.numel() else math.nan
+
+
+def summarise(records: pd.DataFrame, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Every metric from the records alone: one shard's, or all shards' gathered in order."""
+    label = _values(records, "label")
+    nuisance_label = _values(records, "nuisance_label")
+    decision = _values(records, "metamer_prediction")
+    excursion = _values(records, "bounds_excursion")
+    return {
+        "n": len(records),
+        "logit_match_max_abs": _largest(_values(records, "logit_match_abs")),
+        "prediction_preserved": share(decision == _values(records, "prediction")),
+        "reconstruction_max_abs": _largest(_values(records, "reconstruction_abs")),
+        **_oracle_metrics(_values(records, "oracle_metamer"), label, nuisance_label, decision),
+        "l2_to_logit_source": float(_values(records, "l2_to_logit_source").mean()),
+        "l2_to_nuisance_source": float(_values(records, "l2_to_nuisance_source").mean()),
+        "in_bounds_share": share(excursion == 0),
+        "bounds_excursion_mean": float(excursion.mean()),
+        "near_box_share": share(excursion <= BOX_TOLERANCE),
+    }
+
+
+def _oracle_metrics(
+    oracle: torch.Tensor, label: torch.Tensor, nuisance_label: torch.Tensor, decision: torch.Tensor
+) -> dict[str, float | None]:
+    """The oracle's verdicts on the metamers; None without an oracle (no verdict recorded)."""
+    names = ("oracle_agrees_logit_source", "oracle_agrees_nuisance_source",
+             "invariance_success_rate", "oracle_names_a_source")  # fmt: skip
+    if oracle.numel() and bool(oracle.isnan().all()):
+        return dict.fromkeys(names, None)
+    agrees_logit, agrees_nuisance = oracle == label, oracle == nuisance_label
+    masks = (agrees_logit, agrees_nuisance, oracle != decision,
+             # An image made of the two sources should look like one of them; noise does not.
+             agrees_logit | agrees_nuisance)  # fmt: skip
+    return {name: share(mask) for name, mask in zip(names, masks, strict=True)}
 
 
 def figures(result: AttackResult) -> dict[str, Figure]:
@@ -168,7 +253,7 @@ def figures(result: AttackResult) -> dict[str, Figure]:
     ex = result.examples
     if ex["metamer"].dim() == 4:
         return {"metamer": _image_figure(ex, result.settings.get("dataset"))}
-    return {"metamer_radii": _radius_figure(ex)}
+    return {"metamer_radii": _radius_figure(*radii(result))}
 
 
 def _image_figure(ex: dict[str, torch.Tensor], dataset: str | None = None) -> Figure:
@@ -193,12 +278,22 @@ def _image_figure(ex: dict[str, torch.Tensor], dataset: str | None = None) -> Fi
     )
 
 
-def _radius_figure(ex: dict[str, torch.Tensor]) -> Figure:
+def radii(result: AttackResult) -> tuple[np.ndarray, np.ndarray]:
+    """Every audited input's and metamer's radius ‖x‖."""
+    records = result.records
+    # After a sharded run only the gathered records cover every shard (the examples hold
+    # rank 0's block); results saved before the records had source_norm use the examples.
+    if {"source_norm", "metamer_norm"} <= set(records.columns):
+        source, metamer = records["source_norm"], records["metamer_norm"]
+        return source.to_numpy(dtype=np.float64), metamer.to_numpy(dtype=np.float64)
+    return result.examples["source_norm"].numpy(), result.examples["metamer_norm"].numpy()
+
+
+def _radius_figure(src: np.ndarray, met: np.ndarray) -> Figure:
     from matplotlib.figure import Figure
 
     fig = Figure(figsize=(4.5, 2.8), dpi=150)
     ax = fig.subplots()
-    src, met = ex["source_norm"].numpy(), ex["metamer_norm"].numpy()
     high = float(max(src.max(), met.max())) * 1.05
     bins = [high * i / 60 for i in range(61)]
     ax.hist(src, bins=bins, alpha=0.5, label="clean inputs")
@@ -266,4 +361,5 @@ ATTACK = Attack(
     oracle_rates=_ORACLE_RATES,
     suites={"quick": Budget(512), "full": Budget(None)},
     smoke={"examples": 2},
+    summarise=summarise,
 )

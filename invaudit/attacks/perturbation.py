@@ -29,7 +29,7 @@ from ..errors import ConfigError
 from .base import AttackResult, AuditContext
 from .declaration import NUMBER, SENSITIVITY, Attack, Budget, Headline
 from .eps_figures import figures
-from .eps_loop import EpsAttack, run_fixed, run_minimal
+from .eps_loop import EpsAttack, run_fixed, run_minimal, summarise
 from .epsilons import NORM_LABEL, epsilons_for, finite_number, flag, positive_int
 
 __all__ = [
@@ -96,10 +96,10 @@ def _pgd_method(method: str, norm: str) -> Callable[..., AttackResult]:
             :mod:`invaudit.attacks.epsilons`).
         steps: gradient steps per ε (None: 40).
         rel_stepsize: step size as a fraction of ε (None: 2.5 / steps).
-        random_start: start uniformly in the ε-ball.  foolbox draws the start from
-            the global torch RNG, which is seeded from the audit's seed (so one seed
-            gives one result on the CPU); the draw is per batch, so results with a
-            random start also depend on the batch size.
+        random_start: start uniformly in the ε-ball.  The start is drawn per
+            example from a generator seeded by the audit's seed, the attack and the
+            example's position, so results depend on neither the batch size nor the
+            number of processes.
     """)
 
 
@@ -248,6 +248,8 @@ def _entry(
         suites=suites,
         smoke=smoke or {},
         describe=describe,
+        # Streams its examples and summarises its records: shardable.
+        summarise=summarise,
     )
 
 

@@ -8,12 +8,16 @@ Library code never prints; the CLI does.  Exit codes:
 - 2: bad input, one line on stderr: every :class:`InvauditError`, a click usage
   error, and any ``OSError`` (a file that cannot be read or written);
 - 3: invaudit itself failed (a bug): the traceback, then one line;
+- 4: another process of a ``torchrun`` audit stopped mid-run (nothing written);
+- 143: stopped by SIGTERM (torchrun does this to the other ranks when one dies);
 - 130: interrupted (Ctrl-C).
 """
 
 from __future__ import annotations
 
 import os
+import signal
+import threading
 import traceback
 from typing import Any
 
@@ -21,11 +25,22 @@ import click
 
 from .. import __version__
 from ..errors import InvauditError
+from .ranks import is_helper_rank
 
 #: Exit code of an unexpected exception (a bug), kept apart from 1 (a failed gate).
 INTERNAL_ERROR_EXIT = 3
 #: Exit code after Ctrl-C (128 + SIGINT, as shells report it).
 INTERRUPTED_EXIT = 130
+#: Exit code after SIGTERM (128 + 15), e.g. torchrun stopping a rank whose peer died.
+TERMINATED_EXIT = 143
+
+
+class Terminated(Exception):
+    """SIGTERM arrived: unwind like Ctrl-C, so files being written are cleaned up."""
+
+
+def _raise_terminated(signum: int, frame: Any) -> None:
+    raise Terminated()
 
 #: One example per command, shown at the end of its --help (a test parses each one).
 EXAMPLES: dict[str, str] = {
@@ -71,10 +86,14 @@ class InvauditGroup(click.Group):
         super().add_command(cmd, name)
 
     def invoke(self, ctx: click.Context) -> Any:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, _raise_terminated)
         try:
             return super().invoke(ctx)
         except InvauditError as err:
-            click.echo(f"invaudit: error: {one_line(err)}", err=True)
+            # Under torchrun every rank meets a bad input alike: rank 0 says it once.
+            if not is_helper_rank() or err.exit_code != 2:
+                click.echo(f"invaudit: error: {one_line(err)}", err=True)
             ctx.exit(err.exit_code)
         except (click.exceptions.Exit, click.ClickException, click.Abort, BrokenPipeError):
             raise  # click's own handling: exit codes 0-2, and a closed pipe
@@ -84,6 +103,9 @@ class InvauditGroup(click.Group):
         except KeyboardInterrupt:
             click.echo("invaudit: interrupted", err=True)
             ctx.exit(INTERRUPTED_EXIT)
+        except Terminated:
+            click.echo("invaudit: stopped by SIGTERM before it finished", err=True)
+            ctx.exit(TERMINATED_EXIT)
         except Exception as err:
             traceback.print_exc()
             click.echo(

@@ -28,9 +28,11 @@ from .options import (
     seed_option,
     stack,
 )
+from .ranks import join_ranks, rank_zero_first
 
 if TYPE_CHECKING:
     from ..attacks.setup import AuditSetup, LoadedModel
+    from ..training.distributed import DistContext
 
 
 def parse_epsilons(text: str, option: str = "--epsilons") -> list[float]:
@@ -50,17 +52,23 @@ def parse_epsilons(text: str, option: str = "--epsilons") -> list[float]:
     return values
 
 
-def setup_from_options(loaded: LoadedModel, opts: dict[str, Any]) -> AuditSetup:
-    """The audit set-up the shared options (--device, --dtype, --oracle, data) ask for."""
+def setup_from_options(
+    loaded: LoadedModel, opts: dict[str, Any], dist: DistContext | None = None
+) -> AuditSetup:
+    """The audit set-up the shared options (--device, --dtype, --oracle, data) ask for;
+    under torchrun rank 0 prepares first (it alone may download)."""
     from ..attacks.setup import prepare_audit
 
-    return prepare_audit(
-        loaded,
-        device=opts["device"],
-        dtype=opts["dtype"],
-        oracle_path=opts["oracle_path"],
-        data_dir=opts["data_dir"],
-        download=opts["download"],
+    return rank_zero_first(
+        dist,
+        lambda: prepare_audit(
+            loaded,
+            device=opts["device"],
+            dtype=opts["dtype"],
+            oracle_path=opts["oracle_path"],
+            data_dir=opts["data_dir"],
+            download=opts["download"],
+        ),
     )
 
 
@@ -128,7 +136,15 @@ def methods() -> None:
     metavar="NAME",
     help="The audit to run (`invaudit methods` lists them).",
 )
-@click.option("--n", type=int, default=None, help="Test examples to audit (default: all).")
+@click.option(
+    "--n",
+    "--n-examples",
+    "n",
+    type=int,
+    default=None,
+    help="Test examples to audit (default: all; under torchrun write --n-examples: torchrun "
+    "reads --n as one of its own options).",
+)
 @seed_option
 @click.option("--batch-size", type=int, default=256, show_default=True)
 @device_option()
@@ -154,7 +170,7 @@ def attack(**opts: Any) -> None:
     """
     import torch
 
-    from ..attacks import AuditContext, check_attack, require_invertible
+    from ..attacks import AuditContext, check_attack, execute, require_invertible
     from ..attacks.setup import read_model
     from ..reports.attack_files import check_attack_out
 
@@ -166,7 +182,8 @@ def attack(**opts: Any) -> None:
     chosen = check_attack(name, loaded.dataset_name, options)
     if chosen.needs_invertible:
         require_invertible(loaded.model, opts["model_path"], name)
-    setup = setup_from_options(loaded, opts)
+    dist = join_ranks(opts)
+    setup = setup_from_options(loaded, opts, dist)
     ctx = AuditContext(
         model=setup.model,
         data=setup.data,
@@ -176,11 +193,14 @@ def attack(**opts: Any) -> None:
         batch_size=opts["batch_size"],
         device=setup.device,
         progress=BarProgress(opts["progress"]),
+        dist=dist,
     )
     torch.manual_seed(opts["seed"])
     started = time.perf_counter()
-    result = chosen.run(ctx, **options)
+    result = execute(chosen, ctx, options)
     seconds = time.perf_counter() - started
+    if dist is not None and not dist.is_main:
+        return  # rank 0 prints and writes
     result.settings.update(
         seed=opts["seed"],
         batch_size=opts["batch_size"],

@@ -26,12 +26,14 @@ from . import options as shared
 from .app import main
 from .attack import parse_epsilons, setup_from_options
 from .options import SUITE_NAMES, path_option, stack
+from .ranks import is_helper_rank, join_ranks
 
 if TYPE_CHECKING:
     from ..attacks.setup import AuditSetup
     from ..reports.gate import Check, CheckResult
     from ..reports.runner import SuiteRun
     from ..reports.suite import Suite
+    from ..training.distributed import DistContext
 
 #: The options every suite-running command shares (report, compare).
 audit_options = stack(
@@ -44,7 +46,15 @@ audit_options = stack(
         "busy ones (docs/reports.md); "
         "full: every method at paper-table sizes.",
     ),
-    click.option("--n", type=int, default=None, help="Cap every step's test examples."),
+    click.option(
+        "--n",
+        "--n-examples",
+        "n",
+        type=int,
+        default=None,
+        help="Cap every step's test examples (under torchrun write --n-examples: torchrun "
+        "reads --n as one of its own options).",
+    ),
     shared.seed_option,
     click.option("--batch-size", type=int, default=256, show_default=True),
     shared.device_option(),
@@ -88,7 +98,9 @@ gate_options = stack(
 
 
 def echo_err(line: str) -> None:
-    click.echo(line, err=True)
+    """One line on stderr (from rank 0 only, under torchrun)."""
+    if not is_helper_rank():
+        click.echo(line, err=True)
 
 
 def echo_headline(record: dict[str, Any]) -> None:
@@ -152,9 +164,14 @@ def planned_audit(
 
 
 def run_audit(
-    setup: AuditSetup, suite: Suite, opts: dict[str, Any], warn: Callable[[str], None]
+    setup: AuditSetup,
+    suite: Suite,
+    opts: dict[str, Any],
+    warn: Callable[[str], None],
+    dist: DistContext | None = None,
 ) -> SuiteRun:
-    """Run ``suite`` as the shared options ask: seed, batch size, progress on stderr."""
+    """Run ``suite`` as the shared options ask: seed, batch size, progress on stderr;
+    sharded over ``dist``'s processes under torchrun."""
     from ..reports.runner import run_suite
 
     return run_suite(
@@ -165,6 +182,7 @@ def run_audit(
         progress=BarProgress(opts["progress"]),
         log=echo_err if opts["progress"] else None,
         warn=warn,
+        dist=dist,
     )
 
 
@@ -230,10 +248,13 @@ def report(ctx: click.Context, **opts: Any) -> None:
     checks = read_checks(opts["fail_if"], opts["policy"])
     loaded, suite = planned_audit(opts["model_path"], opts, opts["weights"])
     validate_plan(checks, suite, invertible=loaded.invertible)
-    setup = setup_from_options(loaded, opts)
+    dist = join_ranks(opts)
+    setup = setup_from_options(loaded, opts, dist)
     validate_plan(checks, suite, invertible=loaded.invertible, data=setup.data)
     echo_data_source(setup)
-    run = run_audit(setup, suite, opts, warn=echo_err)
+    run = run_audit(setup, suite, opts, warn=echo_err, dist=dist)
+    if is_helper_rank():
+        return  # rank 0 judges, writes and prints
     # The gate is judged before the files are written, so report.md and report.html
     # state its verdict and every failed check (the CI job summary shows report.md).
     results = evaluate(checks, run.report) if checks else None
@@ -296,7 +317,8 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
         raise ConfigError(
             f"compare needs models of one dataset, got {', '.join(sorted(datasets))}"
         )
-    setups = [setup_from_options(loaded, opts) for loaded, _ in planned]
+    dist = join_ranks(opts)
+    setups = [setup_from_options(loaded, opts, dist) for loaded, _ in planned]
     for name, setup in zip(names, setups, strict=True):
         echo_data_source(setup, name)
     runs = {}
@@ -304,8 +326,10 @@ def compare(models: tuple[str, ...], labels: tuple[str, ...], **opts: Any) -> No
         if opts["progress"]:
             echo_err(f"== {name} ({setup.path})")
         runs[name] = run_audit(
-            setup, suite, opts, warn=lambda line, _name=name: echo_err(f"{line} ({_name})")
+            setup, suite, opts, lambda line, _name=name: echo_err(f"{line} ({_name})"), dist
         )
+    if is_helper_rank():
+        return  # rank 0 writes and prints
     tables = write_comparison(runs, opts["out"])
     for title, frame in tables.items():
         click.echo(title)

@@ -19,6 +19,7 @@ import torch
 
 from ..attacks import ATTACKS
 from ..attacks.declaration import Attack, Readout
+from ..attacks.metamer import radii as metamer_radii
 from ..errors import ConfigError
 from ..zoo import SELECTOR_PREFIX, is_zoo_selector
 from .formats import fmt_rate, fmt_value
@@ -365,8 +366,7 @@ def _radii_figure(runs: Mapping[str, SuiteRun]) -> Figure:
     fig = Figure(figsize=(3.2 * len(runs), 2.8), dpi=150)
     axes = fig.subplots(1, len(runs), squeeze=False)[0]
     for ax, (label, run) in zip(axes, runs.items(), strict=True):
-        ex = run.results["metamer"].examples
-        src, met = ex["source_norm"].numpy(), ex["metamer_norm"].numpy()
+        src, met = metamer_radii(run.results["metamer"])
         ax.hist(src, bins=40, alpha=0.5, label="inputs")
         ax.hist(met, bins=40, alpha=0.5, label="metamers")
         ax.set_xscale("symlog")

@@ -27,9 +27,11 @@ from .. import __version__
 from ..attacks import ATTACKS, AttackResult, AuditContext, Progress
 from ..attacks.base import dataset_tensors, pair_other_class
 from ..attacks.setup import AuditSetup, model_record
+from ..attacks.sharded import execute
 from ..models.check import RECONSTRUCTION_TOLERANCE, check_invertibility
 from ..models.classifier import InvertibleClassifier
 from ..models.stability import inverse_gain
+from ..training.distributed import DistContext
 from .attack_files import json_safe
 from .intervals import rate_interval, rate_intervals
 from .sanity import mode_warnings, model_warnings, report_warnings
@@ -59,21 +61,43 @@ class SuiteRun:
 
 
 def _accuracy(setup: AuditSetup, n: int | None, seed: int, batch_size: int) -> tuple[float, int]:
-    """Clean test accuracy of the model's decision over ``n`` seeded test examples."""
-    ctx = AuditContext(
-        setup.model, setup.data, n=n, seed=seed, batch_size=batch_size, device=setup.device
-    )
-    x, y = ctx.test_examples()
-    pred = ctx.map_batches(lambda b: setup.model.logits(b).argmax(1), x)
-    return float((pred == y).double().mean()), len(y)
+    """Clean test accuracy of the model's decision over ``n`` seeded test examples,
+    read batch by batch (memory does not grow with ``n``)."""
+    accuracy = _streamed_accuracy(setup, n, seed, batch_size, setup.model.logits)
+    return accuracy, n_audited(setup, n)
+
+
+def n_audited(setup: AuditSetup, n: int | None) -> int:
+    total = len(setup.data.test)
+    return total if n is None else min(n, total)
 
 
 def _oracle_accuracy(setup: AuditSetup, n: int | None, seed: int, batch_size: int) -> float:
-    x, y = dataset_tensors(setup.data.test, n, seed)
-    pred = torch.cat(
-        [setup.oracle.predict(x[i : i + batch_size]).cpu() for i in range(0, len(x), batch_size)]
+    return _streamed_accuracy(setup, n, seed, batch_size, None)
+
+
+def _streamed_accuracy(
+    setup: AuditSetup,
+    n: int | None,
+    seed: int,
+    batch_size: int,
+    logits: Callable[[torch.Tensor], torch.Tensor] | None,
+) -> float:
+    """The share of ``n`` seeded test examples the model (``logits``) or, with None, the
+    oracle labels right, one batch in memory at a time."""
+    ctx = AuditContext(
+        setup.model, setup.data, n=n, seed=seed, batch_size=batch_size, device=setup.device
     )
-    return float((pred == y).double().mean())
+    right = 0
+    for chunk in ctx.chunks():
+        x, y = ctx.load(chunk)
+        with torch.no_grad():
+            if logits is None:
+                pred = setup.oracle.predict(x).cpu()
+            else:
+                pred = logits(ctx.to_model(x)).argmax(1).cpu()
+        right += int((pred == y).sum())
+    return right / ctx.total
 
 
 @torch.no_grad()
@@ -176,6 +200,7 @@ class _SuiteRunner:
     progress: Progress
     say: Callable[[str], None]
     tell: Callable[[str], None]
+    dist: DistContext | None = None
     timing: dict[str, Any] = field(default_factory=lambda: {"attacks": {}})
 
     def _timed(self, key: str, measure: Callable[[], Any]) -> Any:
@@ -241,19 +266,10 @@ class _SuiteRunner:
         setup, seed = self.setup, self.seed
         attack = ATTACKS[step.method]
         self.say(f"{label} {step.method}: {attack.description(step.options)}")
-        ctx = AuditContext(
-            setup.model,
-            setup.data,
-            oracle=setup.oracle,
-            n=step.n,
-            seed=seed,
-            batch_size=self.batch_size,
-            device=setup.device,
-            progress=self.progress,
-        )
+        ctx = self._context(step)
         tick = time.perf_counter()
         torch.manual_seed(seed)
-        result = attack.run(ctx, **step.options)
+        result = execute(attack, ctx, dict(step.options))
         self.timing["attacks"][step.method] = time.perf_counter() - tick
         result.settings.update(
             seed=seed, batch_size=self.batch_size, dataset=setup.data.name, n_requested=step.n
@@ -275,6 +291,27 @@ class _SuiteRunner:
             "records": f"{step.method}.csv",
             "figures": [f"figures/{name}.png" for name in figures],
         }
+
+    def _context(self, step: Step) -> AuditContext:
+        setup = self.setup
+        return AuditContext(
+            setup.model,
+            setup.data,
+            oracle=setup.oracle,
+            n=step.n,
+            seed=self.seed,
+            batch_size=self.batch_size,
+            device=setup.device,
+            progress=self.progress,
+            dist=self.dist,
+        )
+
+    def helper_run(self, suite: Suite) -> SuiteRun:
+        """What a rank other than 0 does: its blocks of the attacks, nothing else."""
+        for step in suite.steps:
+            torch.manual_seed(self.seed)
+            execute(ATTACKS[step.method], self._context(step), dict(step.options))
+        return SuiteRun({})
 
 
 def _report_head(suite: Suite, seed: int) -> dict[str, Any]:
@@ -301,6 +338,7 @@ def run_suite(
     progress: Progress | None = None,
     log: Callable[[str], None] | None = None,
     warn: Callable[[str], None] | None = None,
+    dist: DistContext | None = None,
 ) -> SuiteRun:
     """Run every step of ``suite`` on ``setup`` and assemble the report.
 
@@ -310,10 +348,15 @@ def run_suite(
         warn: called with one line per warning that is known before the attacks run
             (a model too weak to audit), so the user hears it at once; the report's
             ``warnings`` hold it too.
+        dist: the processes of a ``torchrun`` audit (None: this one alone).  Every rank
+            audits its block of each sharded attack; rank 0 alone measures the rest
+            and returns the report, the others return an empty one.
     """
     runner = _SuiteRunner(
-        setup, seed, batch_size, progress or Progress(), log or _silent, warn or _silent
+        setup, seed, batch_size, progress or Progress(), log or _silent, warn or _silent, dist
     )
+    if dist is not None and not dist.is_main:
+        return runner.helper_run(suite)
     started = time.perf_counter()
     report = _report_head(suite, seed)
     runner.say("clean accuracy and invertibility")
@@ -329,6 +372,7 @@ def run_suite(
     }
     report["warnings"] = []
     report["environment"] = environment(setup, seed)
+    report["environment"]["processes"] = dist.world_size if dist is not None else 1
     runner.timing["total_seconds"] = time.perf_counter() - started
     report["timing"] = runner.timing
     report = json_safe(report)

@@ -84,32 +84,41 @@ def _weak_model(report: Mapping[str, Any]) -> str | None:
     )
 
 
+def _metamer_part(
+    report: Mapping[str, Any], voided: Mapping[str, Any]
+) -> tuple[str, tuple[float, str] | None, str]:
+    """The metamers' clause, their invariance-adversarial share if meaningful, and why not."""
+    metrics, intervals = _attack(report, "metamer")
+    if not metrics:
+        return "", None, ""
+    value = metrics.get("invariance_success_rate")
+    if value is None:
+        why_not = "there is no oracle to judge the metamers"
+        return "metamer invariance success is n/a (no oracle)", None, why_not
+    if "metamer" in voided:
+        return (
+            f"the metamer invariance success rate ({fmt_percent(value)}) is not "
+            f"meaningful: {'; '.join(voided['metamer'])}",
+            None,
+            "the metamer oracle rates are not meaningful",
+        )
+    shown = fmt_rate(value, interval_of(intervals, "invariance_success_rate"))
+    return (
+        f"{shown} of metamers are invariance-adversarial (the oracle's label differs "
+        "from the model's unchanged decision)",
+        (float(value), "of metamers are invariance-adversarial"),
+        "",
+    )
+
+
 def _invariance(report: Mapping[str, Any]) -> tuple[str, tuple[float, str] | None, str]:
     """The sentence, the share that is invariance-adversarial (with what it counts) if one
     is meaningful, and why not otherwise."""
     voided = void_reasons(report)
     parts: list[str] = []
-    rate: tuple[float, str] | None = None
-    why_not = ""
-    metrics, intervals = _attack(report, "metamer")
-    if metrics:
-        value = metrics.get("invariance_success_rate")
-        if value is None:
-            why_not = "there is no oracle to judge the metamers"
-            parts.append("metamer invariance success is n/a (no oracle)")
-        elif "metamer" in voided:
-            why_not = "the metamer oracle rates are not meaningful"
-            parts.append(
-                f"the metamer invariance success rate ({fmt_percent(value)}) is not "
-                f"meaningful: {'; '.join(voided['metamer'])}"
-            )
-        else:
-            shown = fmt_rate(value, interval_of(intervals, "invariance_success_rate"))
-            parts.append(
-                f"{shown} of metamers are invariance-adversarial (the oracle's label differs "
-                "from the model's unchanged decision)"
-            )
-            rate = (float(value), "of metamers are invariance-adversarial")
+    part, rate, why_not = _metamer_part(report, voided)
+    if part:
+        parts.append(part)
     metrics, intervals = _attack(report, "misaligned")
     value = metrics.get("invariance_adversarial_share") if metrics else None
     if isinstance(value, int | float):
