@@ -4,7 +4,8 @@
 rank   layer       modules (``invaudit.`` + name; a package counts with all below)
 =====  ==========  ==============================================================
 0      base        ``_version``, ``errors``, ``atomic`` (atomic writes, file
-                   sha256), ``outputs``, ``devices``, ``progress``, ``figures``
+                   sha256), ``outputs``, ``devices``, ``memory``, ``progress``,
+                   ``figures``
                    (figure helpers attacks and reports share)
 1      data        ``data``
 1      models      ``models``
@@ -37,7 +38,8 @@ DOC = ROOT / "docs" / "architecture.md"
 
 #: (rank, layer, top-level names under ``invaudit``); ``""`` is the package itself.
 LAYERS: list[tuple[int, str, tuple[str, ...]]] = [
-    (0, "base", ("_version", "errors", "atomic", "outputs", "devices", "progress", "figures")),
+    (0, "base", ("_version", "errors", "atomic", "outputs", "devices", "memory", "progress",
+                 "figures")),
     (1, "data", ("data",)),
     (1, "models", ("models",)),
     (2, "zoo", ("zoo",)),

@@ -22,6 +22,7 @@ from torch.utils.data import Dataset
 
 from ..data.audit import AuditData
 from ..errors import CheckpointError, ConfigError
+from ..memory import release_freed_memory
 from ..models.classifier import InvertibleClassifier
 from ..training.distributed import DistContext
 
@@ -101,6 +102,25 @@ def dataset_tensors(
     """``(x, y)`` of ``n`` examples drawn without replacement by ``seed`` (all if ``n`` is None),
     all in memory: for what must see every example at once (a probe's fit)."""
     return dataset_items(dataset, audit_indices(len(dataset), n, seed))
+
+
+@dataclass(frozen=True)
+class Batches:
+    """A shard's positions in batches: iterate for each batch's positions, ``len`` for
+    how many batches (a progress bar's total)."""
+
+    positions: torch.Tensor
+    size: int
+
+    def __len__(self) -> int:
+        return math.ceil(len(self.positions) / self.size)
+
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        for start in range(0, len(self.positions), self.size):
+            yield self.positions[start : start + self.size]
+            # The previous batch's tensors are freed by now: hand their pages back, or
+            # the heap's holes make the resident size grow with --n (invaudit.memory).
+            release_freed_memory()
 
 
 @dataclass(frozen=True)
@@ -199,11 +219,9 @@ class AuditContext:
         block = self.shard.block(self.total)
         return torch.arange(block.start, block.stop)
 
-    def chunks(self) -> Iterator[torch.Tensor]:
-        """This shard's positions, ``batch_size`` at a time."""
-        mine = self.positions()
-        for start in range(0, len(mine), self.batch_size):
-            yield mine[start : start + self.batch_size]
+    def chunks(self) -> Batches:
+        """This shard's positions, ``batch_size`` at a time (sized: ``len`` is the count)."""
+        return Batches(self.positions(), self.batch_size)
 
     def load(self, positions: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``(x, y)`` of the audited examples at ``positions``, read from the dataset now."""

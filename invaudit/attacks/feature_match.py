@@ -51,6 +51,7 @@ from .base import (
 )
 from .declaration import INVARIANCE, LOWER, NUMBER, Attack, Budget, Headline
 from .epsilons import NORM_LABEL, finite_number, perturbation_norms
+from .streaming import collect
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -297,31 +298,20 @@ def _stream(
     ``examples`` kept whole for the figure."""
     # Pairs come from every audited label, so a position has one partner whatever the shard.
     partner = pair_other_class(ctx.labels(), ctx.generator(salt=PAIR_SALT))
-    chunks = list(ctx.chunks())
-    parts: list[pd.DataFrame] = []
-    kept: list[dict[str, torch.Tensor]] = []
-    taken = 0
+    chunks = ctx.chunks()
     # Each batch: its groups' Adam steps, then one tick for judging x̃ (steps=0 still moves).
     groups = sum(math.ceil(len(c) / SEARCH_ROWS) for c in chunks)
-    ctx.progress.start(
-        f"feature-match: {len(chunks)} batch(es) × {search.steps} step(s)",
-        groups * search.steps + len(chunks),
-    )
-    try:
-        with _features(ctx.model, layer) as features:
-            for positions in chunks:
-                m = _match_chunk(ctx, features, positions, partner, search)
-                parts.append(_records(m))
-                if not kept or taken < examples:
-                    kept.append(_kept(m, examples - taken))
-                    taken += len(kept[-1]["label"])
-                ctx.progress.advance()
-    finally:
-        ctx.progress.finish()
-    if not parts:  # an empty shard still returns every column
-        parts, kept = [_records(_Matches.empty(ctx))], [_kept(_Matches.empty(ctx), 0)]
-    records = pd.concat(parts, ignore_index=True)
-    return records, {name: torch.cat([k[name] for k in kept]) for name in kept[0]}
+    with _features(ctx.model, layer) as features:
+        return collect(
+            ctx,
+            label=f"feature-match: {len(chunks)} batch(es) × {search.steps} step(s)",
+            units=groups * search.steps + len(chunks),
+            step=lambda positions, _: _match_chunk(ctx, features, positions, partner, search),
+            records=_records,
+            kept=_kept,
+            empty=lambda: _Matches.empty(ctx),
+            examples=examples,
+        )
 
 
 # -- options ------------------------------------------------------------------------------------

@@ -37,6 +37,7 @@ from .base import (
 )
 from .declaration import FULL, LOWER, Attack, Budget, Headline
 from .preimage import decode_pairs
+from .streaming import collect
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -120,28 +121,22 @@ def _stream(
     ``examples`` paths whole for the figure."""
     # Drawn over every audited label, so a position has one partner whatever its shard.
     partner = pair_other_class(ctx.labels(), ctx.generator(salt=PAIR_SALT))
-    chunks = list(ctx.chunks())
-    parts: list[pd.DataFrame] = []
-    kept: list[dict[str, torch.Tensor]] = []
-    taken = 0
-    steps = len(ts)
-    ctx.progress.start(f"interpolate: {len(chunks)} batch(es) × {steps} steps", len(chunks) * steps)
-    try:
-        for positions in chunks:
-            keep = min(max(examples - taken, 0), len(positions))
-            paths = _walk(ctx, model, positions, partner[positions], ts, keep)
-            parts.append(_records(paths, ts, t_named))
-            if not kept or keep:
-                kept.append(_kept(paths))
-                taken += keep
-    finally:
-        ctx.progress.finish()
-    if not parts:
-        empty = _Paths.empty(ctx, model, steps)
-        parts, kept = [_records(empty, ts, t_named)], [_kept(empty)]
-    examples_kept = {name: torch.cat([k[name] for k in kept]) for name in kept[0]}
+    batches, steps = len(ctx.chunks()), len(ts)
+    records, examples_kept = collect(
+        ctx,
+        # A batch: one unit per t, then one for its records.
+        label=f"interpolate: {batches} batch(es) × {steps} steps",
+        units=batches * (steps + 1),
+        step=lambda positions, wanted: _walk(
+            ctx, model, positions, partner[positions], ts, min(wanted, len(positions))
+        ),
+        records=lambda paths: _records(paths, ts, t_named),
+        kept=lambda paths, _: _kept(paths),
+        empty=lambda: _Paths.empty(ctx, model, steps),
+        examples=examples,
+    )
     examples_kept["t"] = ts.float()
-    return pd.concat(parts, ignore_index=True), examples_kept
+    return records, examples_kept
 
 
 def _walk(

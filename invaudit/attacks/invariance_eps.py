@@ -40,6 +40,7 @@ from ..errors import ConfigError
 from .base import AttackResult, AuditContext, check_count, dataset_items
 from .declaration import INVARIANCE, LOWER, Attack, Budget, Headline
 from .epsilons import NORM_LABEL, default_epsilons, eps_label, epsilons_for, perturbation_norms
+from .streaming import collect
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -257,31 +258,27 @@ def _stream(
     ``examples`` kept whole for the figure."""
     train = ctx.data.train()
     pgd = _Pgd.build(ctx, norm, epsilons, pgd_steps) if pgd_steps else None
-    chunks = list(ctx.chunks())
-    parts: list[pd.DataFrame] = []
-    kept: list[dict[str, torch.Tensor]] = []
-    taken = 0
+    batches = len(ctx.chunks())
     # A batch: its PGD gradient steps (every ε), then one tick for the moves themselves.
-    per_chunk = 1 + (len(epsilons) * pgd_steps if pgd else 0)
-    ctx.progress.start(f"invariance-eps: {len(chunks)} batch(es)", len(chunks) * per_chunk)
-    try:
-        for positions in chunks:
-            m = _move_chunk(ctx, positions, train, epsilons, norm, train_limit)
-            if pgd is not None:
-                m.robust = dict(pgd.robust(ctx, m, ctx.progress.advance))
-            parts.append(_records(m))
-            if not kept or taken < examples:
-                kept.append(_kept(m, examples - taken))
-                taken += len(kept[-1]["label"])
-            ctx.progress.advance()
-    finally:
-        ctx.progress.finish()
-    if not parts:  # an empty shard still returns every column
-        empty = _Moves.empty(ctx, epsilons)
-        parts, kept = [_records(empty)], [_kept(empty, 0)]
-    records = pd.concat(parts, ignore_index=True)
-    return records, {name: torch.cat([k[name] for k in kept], dim=_CAT_DIM.get(name, 0))
-                     for name in kept[0]}  # fmt: skip
+    per_batch = 1 + (len(epsilons) * pgd_steps if pgd else 0)
+
+    def step(positions: torch.Tensor, _: int) -> _Moves:
+        m = _move_chunk(ctx, positions, train, epsilons, norm, train_limit)
+        if pgd is not None:
+            m.robust = dict(pgd.robust(ctx, m, ctx.progress.advance))
+        return m
+
+    return collect(
+        ctx,
+        label=f"invariance-eps: {batches} batch(es)",
+        units=batches * per_batch,
+        step=step,
+        records=_records,
+        kept=_kept,
+        empty=lambda: _Moves.empty(ctx, epsilons),
+        examples=examples,
+        cat_dims=_CAT_DIM,
+    )
 
 
 #: The kept tensors stacked per ε ([len(ε), k, ...]) grow along their second dimension.

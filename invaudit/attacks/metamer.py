@@ -38,6 +38,7 @@ from .base import (
 )
 from .declaration import FULL, LOWER, Attack, Budget, Headline
 from .preimage import decode_pairs
+from .streaming import collect
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -112,26 +113,17 @@ def _stream(
     ``examples`` triples whole for the figure."""
     # Drawn over every audited label, so a position has one partner whatever its shard.
     partner = pair_other_class(ctx.labels(), ctx.generator(salt=PAIR_SALT))
-    chunks = list(ctx.chunks())
-    parts: list[pd.DataFrame] = []
-    kept: list[dict[str, torch.Tensor]] = []
-    taken = 0
-    ctx.progress.start(f"metamer: {len(chunks)} batch(es)", len(chunks))
-    try:
-        for positions in chunks:
-            m = _metamers(ctx, model, positions, partner[positions])
-            parts.append(_records(m))
-            if not kept or taken < examples:
-                kept.append(_kept(m, examples - taken))
-                taken += len(kept[-1]["label"])
-            ctx.progress.advance()
-    finally:
-        ctx.progress.finish()
-    if not parts:
-        empty = _Metamers.empty(ctx, model)
-        parts, kept = [_records(empty)], [_kept(empty, 0)]
-    records = pd.concat(parts, ignore_index=True)
-    examples_kept = {name: torch.cat([k[name] for k in kept]) for name in kept[0]}
+    batches = len(ctx.chunks())
+    records, examples_kept = collect(
+        ctx,
+        label=f"metamer: {batches} batch(es)",
+        units=batches,
+        step=lambda positions, _: _metamers(ctx, model, positions, partner[positions]),
+        records=_records,
+        kept=_kept,
+        empty=lambda: _Metamers.empty(ctx, model),
+        examples=examples,
+    )
     # Whole-shard norms for the radius histogram, from the records: no input is held.
     for name in ("metamer_norm", "source_norm"):
         examples_kept[name] = torch.tensor(records[name].to_numpy())
