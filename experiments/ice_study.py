@@ -981,6 +981,9 @@ def write_doc(opts: argparse.Namespace, invocation: str, names: Sequence[str]) -
         + f"--doc {shown(opts.doc)}` "
         "(from the repository root).",
         "",
+        "Issue 15's rows (the position readout, the authors' objective, 30 epochs, the "
+        "probe per part of z_n) are in `docs/ice-findings.md`, from the commands given there.",
+        "",
         f"- Doc written by: `{invocation}`",
         f"- Date: {now}",
         f"- Machine: {os.cpu_count()} cores (os.cpu_count()), torch {torch.__version__}, "
