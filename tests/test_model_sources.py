@@ -388,7 +388,7 @@ def test_one_batch_size_export_is_refused_with_a_hint(models, tmp_path) -> None:
 @pytest.mark.parametrize(
     ("args", "expected"),
     [
-        (["--model", "{oracle-ts}"], "give --dataset (mnist or fashion-mnist)"),
+        (["--model", "{oracle-ts}"], "give --dataset (mnist, fashion-mnist or imagenet)"),
         (["--model", "{resnet-pt2}"], "is a torch.export model, not an invaudit checkpoint"),
         (["--model", "{oracle-ts}", "--dataset", "cifar10"], "got 'cifar10'"),
         (["--model", "py:no_such_pkg.models:build", "--dataset", "mnist"],

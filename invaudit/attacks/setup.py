@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..atomic import file_sha256
-from ..data import dataset_info
+from ..data import dataset_info, image_folder_classes, resolve_data_dir
 from ..data.audit import AuditData, audit_data
 from ..devices import resolve_device
 from ..errors import ConfigError, InvauditError
@@ -36,8 +36,11 @@ from .oracle import ClassifierOracle, Oracle, default_oracle
 
 #: ``--oracle none``: audit an image model without any oracle (the zoo's included).
 NO_ORACLE = "none"
-#: The datasets ``--dataset`` may name for a model that is not an invaudit checkpoint.
-FOREIGN_DATASETS = ("mnist", "fashion-mnist")
+#: The datasets ``--dataset`` may name for a model that is not an invaudit checkpoint
+#: (``imagenet``: any ImageFolder tree, ``val/`` audited, ``train/`` for the fits).
+FOREIGN_DATASETS = ("mnist", "fashion-mnist", "imagenet")
+#: ``--image-size`` when ``--dataset imagenet`` does not give one.
+DEFAULT_IMAGE_SIZE = 224
 
 
 @dataclass
@@ -76,20 +79,43 @@ class AuditSetup:
     dtype: str
 
 
-def dataset_record(name: str) -> dict[str, Any]:
+def dataset_record(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    image_size: int | None = None,
+) -> dict[str, Any]:
     """What ``--dataset NAME`` says about a foreign model's data, shaped like the
-    ``dataset`` record of a checkpoint (name, input shape, classes, bounds)."""
+    ``dataset`` record of a checkpoint (name, input shape, classes, bounds).
+
+    ``imagenet`` reads its class count from the class folders of ``data_dir``'s
+    ``val/`` (and checks ``train/`` agrees); its images are centre crops of
+    ``image_size`` pixels (default :data:`DEFAULT_IMAGE_SIZE`).
+    """
     if name not in FOREIGN_DATASETS:
         raise ConfigError(
-            f"--dataset must be {' or '.join(FOREIGN_DATASETS)}, got {name!r}"
+            f"--dataset must be {', '.join(FOREIGN_DATASETS[:-1])} or {FOREIGN_DATASETS[-1]}, "
+            f"got {name!r}"
         )
-    described = dataset_info(name)
+    if image_size is not None and name != "imagenet":
+        raise ConfigError(
+            f"--image-size goes with --dataset imagenet (class-folder images); {name} images "
+            "have one size"
+        )
+    described, options = dataset_info(name), {}
+    if name == "imagenet":
+        size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
+        root = resolve_data_dir(data_dir).resolve()
+        described = {**dataset_info(name, image_size=size)}
+        described["num_classes"] = len(image_folder_classes(root))
+        options = {"root": str(root), "image_size": size}
     return {
         "name": name,
         "bounds": tuple(float(b) for b in described["bounds"]),
         "input_shape": [int(s) for s in described["input_shape"]],
         "num_classes": int(described["num_classes"]),
         "normalization": "pixels in [0, 1] (k / 255), no mean/std: the model takes raw pixels",
+        **({"options": options} if options else {}),
     }
 
 
@@ -98,16 +124,29 @@ def read_model(
     *,
     dataset: str | dict[str, Any] | None = None,
     weights: str | os.PathLike | None = None,
+    data_dir: str | os.PathLike | None = None,
+    image_size: int | None = None,
 ) -> LoadedModel:
     """Load the model ``path`` names: a checkpoint path, ``zoo:NAME``, a TorchScript or
     torch.export file, or ``py:package.module:function``.
 
     ``dataset`` (a name, see :data:`FOREIGN_DATASETS`, or a record) is required for
     every model but a checkpoint, whose own record it must then agree with;
-    ``weights`` (a state dict file) goes with a ``py:`` factory only.
+    ``weights`` (a state dict file) goes with a ``py:`` factory only; ``data_dir`` and
+    ``image_size`` say where ``imagenet``'s class folders are and how large its crops.
     """
-    record = dataset_record(dataset) if isinstance(dataset, str) else dataset
-    if is_zoo_selector(path) or source_kind(path) == CHECKPOINT:
+    checkpoint = is_zoo_selector(path) or source_kind(path) == CHECKPOINT
+    if checkpoint and image_size is not None:
+        raise ConfigError(
+            f"--image-size goes with a model that is not an invaudit checkpoint; {path} "
+            "records the size it trained at"
+        )
+    record = (
+        dataset_record(dataset, data_dir=data_dir, image_size=image_size)
+        if isinstance(dataset, str) and not checkpoint
+        else {"name": dataset} if isinstance(dataset, str) else dataset
+    )
+    if checkpoint:
         if weights is not None:
             raise ConfigError(
                 f"--weights goes with a py:package.module:function model only; {path} is "

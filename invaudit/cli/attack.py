@@ -178,7 +178,13 @@ def attack(**opts: Any) -> None:
     if opts["out"] is not None:
         check_attack_out(opts["out"], name)
     options = method_options(opts)
-    loaded = read_model(opts["model_path"], dataset=opts["dataset"], weights=opts["weights"])
+    loaded = read_model(
+        opts["model_path"],
+        dataset=opts["dataset"],
+        weights=opts["weights"],
+        data_dir=opts["data_dir"],
+        image_size=opts["image_size"],
+    )
     chosen = check_attack(name, loaded.dataset_name, options)
     if chosen.needs_invertible:
         require_invertible(loaded.model, opts["model_path"], name)

@@ -152,16 +152,39 @@ AUDIT_MODEL_HELP = (
 AUDIT_MODEL_METAVAR = "CKPT|zoo:NAME|FILE|py:MOD:FN"
 
 #: The foreign datasets ``--dataset`` takes (``invaudit.attacks.setup.FOREIGN_DATASETS``).
-FOREIGN_DATASETS = ("mnist", "fashion-mnist")
+FOREIGN_DATASETS = ("mnist", "fashion-mnist", "imagenet")
 
-dataset_option = click.option(
+_dataset_flag = click.option(
     "--dataset",
     "dataset",
     default=None,
     metavar="NAME",
     help="What a model that is not an invaudit checkpoint classifies: "
-    f"{' or '.join(FOREIGN_DATASETS)} (it sets the input shape, the classes and the test "
-    "data). A checkpoint names its own; given for one, it must agree.",
+    f"{', '.join(FOREIGN_DATASETS)} (it sets the input shape, the classes and the test "
+    "data; imagenet: any tree of class folders, --data-dir holding val/ to audit and "
+    "train/ for the probe and neighbours). A checkpoint names its own; given for one, "
+    "it must agree.",
+)
+
+
+def image_size_option(help: str, default: int | None = None) -> Callable[[F], F]:
+    """``--image-size``: the square crop of class-folder images (imagenet)."""
+    return click.option(
+        "--image-size",
+        type=click.IntRange(min=8),
+        default=default,
+        show_default=default is not None,
+        help=help,
+    )
+
+
+#: --dataset with the crop size a foreign imagenet model takes.
+dataset_option = stack(
+    _dataset_flag,
+    image_size_option(
+        "With --dataset imagenet: the side of the centre crop the model takes "
+        "(default 224)."
+    ),
 )
 
 weights_option = path_option(

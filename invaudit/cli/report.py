@@ -151,7 +151,13 @@ def planned_audit(
     from ..attacks.setup import read_model
     from ..reports.suite import plan_suite
 
-    loaded = read_model(path, dataset=opts.get("dataset"), weights=weights)
+    loaded = read_model(
+        path,
+        dataset=opts.get("dataset"),
+        weights=weights,
+        data_dir=opts.get("data_dir"),
+        image_size=opts.get("image_size"),
+    )
     epsilons = chosen_epsilons(opts)
     suite = plan_suite(
         opts["suite"],

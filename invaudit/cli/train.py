@@ -22,6 +22,7 @@ from .options import (
     data_dir_option,
     device_option,
     download_option,
+    image_size_option,
     parse_pairs,
     path_option,
     progress_option,
@@ -115,7 +116,7 @@ data_options = stack(
     shown("--radii", (float, float), (1.0, 10.0), "Spheres: R1 R2."),
     shown("--n-train", click.IntRange(min=2), 500_000, "Spheres: training points."),
     shown("--n-test", click.IntRange(min=2), 100_000, "Spheres: holdout points."),
-    shown("--image-size", click.IntRange(min=8), 224, "imagenet: crop size."),
+    image_size_option("imagenet: crop size.", 224),
     set_option,
 )
 

@@ -309,3 +309,31 @@ def image_folder_dataset(
         raise DataError(
             f"expected class folders of images in {folder}, got: {_one_line(err)}"
         ) from None
+
+
+def image_folder_classes(root: str | os.PathLike[str]) -> list[str]:
+    """The class folder names of the tree at ``root`` as ImageFolder orders them (its
+    labels ``0 … k-1``), read from ``val/``; ``train/``, where it exists, must hold the
+    same classes, or a label would mean one class in a split and another in the other.
+    """
+    found = {}
+    for split in ("val", "train"):
+        folder = Path(root).expanduser() / split
+        if split == "train" and not folder.is_dir():
+            continue
+        if not folder.is_dir():
+            raise DataError(
+                f"expected an image folder with one sub-folder per class at {folder}, "
+                "got no such directory"
+            )
+        try:
+            found[split] = datasets.folder.find_classes(str(folder))[0]
+        except (FileNotFoundError, OSError) as err:
+            raise DataError(f"expected class folders in {folder}, got: {_one_line(err)}") from None
+    if "train" in found and found["train"] != found["val"]:
+        extra = sorted(set(found["train"]) ^ set(found["val"]))[:3]
+        raise DataError(
+            f"{Path(root) / 'train'} and {Path(root) / 'val'} hold different class folders "
+            f"(e.g. {', '.join(extra)}); their labels would not agree"
+        )
+    return found["val"]

@@ -147,8 +147,8 @@ def load_source(
     if dataset is None:
         what = "a py: factory" if kind == FACTORY else f"a {kind} model"
         raise ConfigError(
-            f"{source} is {what}, not an invaudit checkpoint: give --dataset (mnist or "
-            "fashion-mnist) to say what it classifies"
+            f"{source} is {what}, not an invaudit checkpoint: give --dataset (mnist, "
+            "fashion-mnist or imagenet) to say what it classifies"
         )
     if kind == FACTORY:
         return load_factory(str(source), dataset, weights)
