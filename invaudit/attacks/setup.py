@@ -104,11 +104,10 @@ def dataset_record(
         )
     described, options = dataset_info(name), {}
     if name == "imagenet":
-        size = DEFAULT_IMAGE_SIZE if image_size is None else image_size
         root = resolve_data_dir(data_dir).resolve()
-        described = {**dataset_info(name, image_size=size)}
+        options = {"root": str(root), "image_size": image_size or DEFAULT_IMAGE_SIZE}
+        described = dataset_info(name, image_size=options["image_size"])
         described["num_classes"] = len(image_folder_classes(root))
-        options = {"root": str(root), "image_size": size}
     return {
         "name": name,
         "bounds": tuple(float(b) for b in described["bounds"]),
@@ -141,11 +140,13 @@ def read_model(
             f"--image-size goes with a model that is not an invaudit checkpoint; {path} "
             "records the size it trained at"
         )
-    record = (
-        dataset_record(dataset, data_dir=data_dir, image_size=image_size)
-        if isinstance(dataset, str) and not checkpoint
-        else {"name": dataset} if isinstance(dataset, str) else dataset
-    )
+    record = dataset
+    if isinstance(dataset, str):
+        # A checkpoint's --dataset is only compared with its own record, by name.
+        record = (
+            {"name": dataset} if checkpoint
+            else dataset_record(dataset, data_dir=data_dir, image_size=image_size)
+        )  # fmt: skip
     if checkpoint:
         if weights is not None:
             raise ConfigError(

@@ -293,12 +293,7 @@ def image_folder_dataset(
     image_size = _check_int("image_size", image_size, 1)
     if not isinstance(split, str) or not split or os.sep in split:
         raise DataError(f"expected a split folder name such as 'train' or 'val', got {split!r}")
-    folder = Path(root).expanduser() / split
-    if not folder.is_dir():
-        raise DataError(
-            f"expected an image folder with one sub-folder per class at {folder}, "
-            "got no such directory"
-        )
+    folder = _split_folder(root, split)
     try:
         return datasets.ImageFolder(
             str(folder),
@@ -311,21 +306,26 @@ def image_folder_dataset(
         ) from None
 
 
+def _split_folder(root: str | os.PathLike[str], split: str) -> Path:
+    """``root/split``, or a one-line :class:`DataError` when it is not a folder."""
+    folder = Path(root).expanduser() / split
+    if not folder.is_dir():
+        raise DataError(
+            f"expected an image folder with one sub-folder per class at {folder}, "
+            "got no such directory"
+        )
+    return folder
+
+
 def image_folder_classes(root: str | os.PathLike[str]) -> list[str]:
     """The class folder names of the tree at ``root`` as ImageFolder orders them (its
     labels ``0 … k-1``), read from ``val/``; ``train/``, where it exists, must hold the
     same classes, or a label would mean one class in a split and another in the other.
     """
+    splits = ["val"] + (["train"] if (Path(root).expanduser() / "train").is_dir() else [])
     found = {}
-    for split in ("val", "train"):
-        folder = Path(root).expanduser() / split
-        if split == "train" and not folder.is_dir():
-            continue
-        if not folder.is_dir():
-            raise DataError(
-                f"expected an image folder with one sub-folder per class at {folder}, "
-                "got no such directory"
-            )
+    for split in splits:
+        folder = _split_folder(root, split)
         try:
             found[split] = datasets.folder.find_classes(str(folder))[0]
         except (FileNotFoundError, OSError) as err:
